@@ -1,0 +1,87 @@
+/**
+ * banger's single entry point: the CLI, `banger daemon` (owner daemon) or
+ * `banger helper` (root helper), chosen by subcommand.
+ *
+ * This thread holds the union of the roles' permissions and does nothing
+ * but start the role in a worker with only that role's permissions (see
+ * src/roles.ts) and exit with the status the worker reports.
+ *
+ * @module
+ */
+import { loadConfig } from "./src/config.ts";
+import { resolvePaths } from "./src/paths.ts";
+import {
+  type Launcher,
+  type RoleConfig,
+  roleOf,
+  rolePermissions,
+} from "./src/roles.ts";
+import { parseCidr } from "./src/util/ipv4.ts";
+import type { RoleStart, WorkerExit } from "./src/role_worker.ts";
+
+const args = [...Deno.args];
+const role = roleOf(args);
+const paths = resolvePaths();
+const launcher = currentLauncher();
+const worker = new Worker(new URL("./src/role_worker.ts", import.meta.url), {
+  type: "module",
+  deno: {
+    permissions: rolePermissions(
+      role,
+      paths,
+      launcher,
+      await roleConfig(paths.configFile),
+    ),
+  },
+});
+worker.onmessage = (event: MessageEvent<WorkerExit>) => {
+  Deno.exit(event.data.code);
+};
+worker.onerror = (event) => {
+  event.preventDefault();
+  console.error(`banger: ${event.message}`);
+  Deno.exit(1);
+};
+const start: RoleStart = { role, args, launcher };
+worker.postMessage(start);
+
+/**
+ * The configuration a role's permissions depend on; a broken file is left
+ * for the role itself to report, with the defaults used meanwhile.
+ */
+async function roleConfig(configFile: string): Promise<RoleConfig | undefined> {
+  try {
+    const config = await loadConfig(configFile);
+    return {
+      qemuBin: config.qemuBin,
+      hostSlots: parseCidr(config.cidr).size - 2,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How this process was started, so a role can start another: a compiled
+ * binary re-runs itself; under `deno run` the same flags and module are used.
+ */
+function currentLauncher(): Launcher {
+  const exec = Deno.execPath();
+  const compiled = !/(^|\/)deno$/.test(exec);
+  if (compiled) return { exec, prefix: [] };
+  return {
+    exec,
+    prefix: [
+      "run",
+      "--unstable-worker-options",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-ffi",
+      "--allow-sys",
+      new URL(import.meta.url).pathname,
+    ],
+  };
+}

@@ -1,0 +1,366 @@
+/**
+ * The CLI: parses commands with commander and talks to the daemon. Errors
+ * are turned into sentences for people here, and only here.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import Table from "cli-table3";
+import { loadConfig } from "../config.ts";
+import { resolvePaths } from "../paths.ts";
+import {
+  BatchResultSchema,
+  ImageInfoSchema,
+  ImageListResultSchema,
+  VmInfoSchema,
+  VmListResultSchema,
+} from "../protocol/daemon.ts";
+import { RpcError } from "../protocol/envelope.ts";
+import type { Launcher } from "../roles.ts";
+import { sshArgs } from "../ssh/options.ts";
+import { formatMiB } from "../util/size.ts";
+import { VERSION } from "../version.ts";
+import { DaemonClient } from "./daemon_client.ts";
+import { note, out, printError, Progress } from "./output.ts";
+import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
+import { probePermissions } from "./probe.ts";
+import { call } from "../rpc/client.ts";
+import { z } from "zod";
+
+/** Runs the CLI with `argv` (without the program name); returns the status. */
+export async function cliMain(
+  argv: string[],
+  launcher: Launcher,
+): Promise<number> {
+  // Everything after the first "--" belongs to the guest command or to ssh,
+  // never to banger's own parser.
+  const split = argv.indexOf("--");
+  const own = split >= 0 ? argv.slice(0, split) : argv;
+  const passthrough = split >= 0 ? argv.slice(split + 1) : undefined;
+
+  const paths = resolvePaths();
+  let status = 0;
+  const daemon = new DaemonClient(paths, launcher);
+  const config = await loadConfig(paths.configFile);
+  const ssh = {
+    key: config.sshKeyPath ?? paths.sshKey,
+    knownHosts: paths.knownHosts,
+  };
+  const d = config.vmDefaults;
+
+  const program = new Command("banger")
+    .description(
+      "One-command development sandboxes on microVMs.\n\n" +
+        "  banger vm run ./repo -- make test   boot a fresh VM, copy the repo in, run, exit with its status\n" +
+        "  banger vm run ./repo                 same, then an interactive shell in /root/repo\n" +
+        "  banger vm list                       what is running",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => out(s),
+      writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)),
+      outputError: (s) => printError(s.replace(/^error: /, "").trim()),
+    })
+    .showHelpAfterError(false);
+
+  const vm = program.command("vm").description("create, run and manage VMs");
+
+  vm.command("run")
+    .description(
+      "Boot a fresh VM, copy the repository at [path] to /root/repo and run the\n" +
+        "command after --, exiting with its status; without a command, open a shell.\n" +
+        "Without [path], the command runs in /root of a bare sandbox.",
+    )
+    .argument("[path]", "a directory inside a git work tree")
+    .option(
+      "--name <name>",
+      "VM name, a DNS label (default: generated, e.g. calm-otter)",
+    )
+    .option("--image <image>", "image to boot", config.defaultImage)
+    .option(
+      "--vcpu <n>",
+      `virtual CPUs (default: ${d.vcpu.value}, from ${d.vcpu.from})`,
+    )
+    .option(
+      "--memory <size>",
+      `memory, e.g. 2G or 512M (default: ${d.memoryMib.value} MiB, from ${d.memoryMib.from})`,
+    )
+    .option(
+      "--disk-size <size>",
+      `size of the /root work disk (default: ${
+        formatMiB(d.diskMib.value)
+      }, from ${d.diskMib.from})`,
+    )
+    .option("--rm", "delete the VM when the command or shell ends")
+    .option(
+      "--include-untracked",
+      "also copy untracked files that git does not ignore",
+    )
+    .option(
+      "--dry-run",
+      "print the files that would be copied and create nothing",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  banger vm run . -- make test\n  banger vm run --rm ./api -- sh -c 'npm ci && npm test'\n",
+    )
+    .action(async (path: string | undefined, flags: VmRunFlags) => {
+      const plan = await planVmRun(path, passthrough, flags, config);
+      status = await executeVmRun(plan, daemon, ssh, {
+        dryRun: flags.dryRun ?? false,
+        json: false,
+      });
+    });
+
+  const listAction = async (flags: { json?: boolean }) => {
+    const vms = await daemon.call("vm.list", {}, VmListResultSchema);
+    if (flags.json) {
+      out(JSON.stringify(vms, null, 2) + "\n");
+      return;
+    }
+    const table = new Table({
+      head: [
+        "NAME",
+        "STATE",
+        "IMAGE",
+        "IP",
+        "VCPU",
+        "MEMORY",
+        "WORKSPACE",
+        "AGE",
+      ],
+      style: { head: [], border: [] },
+      chars: PLAIN_TABLE,
+    });
+    for (const v of vms) {
+      table.push([
+        v.name,
+        v.state,
+        v.image,
+        v.ip,
+        String(v.vcpu),
+        `${v.memoryMib} MiB`,
+        v.workspace ?? "-",
+        age(v.createdAt),
+      ]);
+    }
+    out(table.toString().split("\n").map((l) => l.trimEnd()).join("\n") + "\n");
+  };
+  vm.command("list").alias("ls").description("list VMs")
+    .option("--json", "print JSON").action(listAction);
+  program.command("ps").description("list VMs (same as vm list)")
+    .option("--json", "print JSON").action(listAction);
+
+  vm.command("show").description("show one VM").argument("<vm>")
+    .option("--json", "print JSON")
+    .action(async (ref: string, flags: { json?: boolean }) => {
+      const info = await daemon.call("vm.get", { ref }, VmInfoSchema);
+      if (flags.json) out(JSON.stringify(info, null, 2) + "\n");
+      else {
+        for (const [key, value] of Object.entries(info)) {
+          out(`${key}: ${value ?? "-"}\n`);
+        }
+      }
+    });
+
+  vm.command("delete").alias("rm").description(
+    "delete VMs: stop them and remove their disks",
+  )
+    .argument("<vm...>", "VM names or ids")
+    .action(async (refs: string[]) => {
+      const results = await daemon.call(
+        "vm.delete",
+        { refs },
+        BatchResultSchema,
+      );
+      for (const r of results) {
+        if (r.ok) out(`${r.ref}: deleted\n`);
+        else {
+          printError(r.error?.message ?? `Cannot delete "${r.ref}"`);
+          status = 1;
+        }
+      }
+    });
+
+  vm.command("logs").description("print a VM's serial console").argument("<vm>")
+    .option("-f, --follow", "keep printing as the console grows")
+    .action(async (ref: string, flags: { follow?: boolean }) => {
+      const info = await daemon.call("vm.get", { ref }, VmInfoSchema);
+      await printConsole(`${info.dir}/console.log`, flags.follow ?? false);
+    });
+
+  vm.command("ssh").description(
+    "open an ssh session in a VM (arguments after -- go to ssh's remote command)",
+  )
+    .argument("<vm>")
+    .action(async (ref: string) => {
+      const info = await daemon.call("vm.get", { ref }, VmInfoSchema);
+      const tty = passthrough === undefined && Deno.stdin.isTerminal();
+      const child = new Deno.Command("ssh", {
+        args: [
+          ...sshArgs(ssh, { name: info.name, ip: info.ip, tty, batch: false }),
+          ...(passthrough ?? []),
+        ],
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
+      status = (await child.status).code;
+    });
+
+  const image = program.command("image").description("build and list images");
+  image.command("build").description(
+    "build a golden image from the distribution's mirror (done for you on first use)",
+  )
+    .argument("[name]", "image name", config.defaultImage)
+    .option("--json", "print JSON")
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const progress = new Progress();
+      const info = await daemon.call("image.build", { name }, ImageInfoSchema, {
+        onProgress: (p) => progress.update(p.stage, p.detail),
+      });
+      progress.done(`image ${info.name} ready`);
+      if (flags.json) out(JSON.stringify(info, null, 2) + "\n");
+    });
+  image.command("list").alias("ls").description("list built images")
+    .option("--json", "print JSON")
+    .action(async (flags: { json?: boolean }) => {
+      const images = await daemon.call("image.list", {}, ImageListResultSchema);
+      if (flags.json) out(JSON.stringify(images, null, 2) + "\n");
+      else {for (const i of images) {
+          out(`${i.name}  ${i.kernelRelease}  ${i.dir}\n`);
+        }}
+    });
+
+  const daemonCmd = program.command("daemon").description(
+    "run or stop the owner daemon",
+  );
+  daemonCmd.command("stop").description(
+    "stop the daemon (running VMs keep running)",
+  )
+    .action(async () => {
+      const answered = await daemon.callIfRunning(
+        "daemon.shutdown",
+        {},
+        z.unknown(),
+      );
+      note(
+        answered === undefined
+          ? "banger: no daemon is running"
+          : "banger: daemon stopping",
+      );
+      // A helper is only ever started by this CLI as root, so as root the
+      // CLI stops it too; under a system install systemd owns it instead.
+      if ((Deno.uid() ?? 0) === 0 && !(await isSystemInstall(paths))) {
+        const stopped = await call(
+          paths.helperSocket,
+          "shutdown",
+          {},
+          z.unknown(),
+        )
+          .then(() => true, () => false);
+        if (stopped) note("banger: helper stopping");
+      }
+    });
+  program.command("helper").description(
+    "run the root helper (started for you when needed)",
+  );
+
+  const internal = program.command("internal", { hidden: true });
+  internal.command("probe-permissions").description(
+    "report what this role may do",
+  )
+    .action(async () => {
+      out(JSON.stringify(await probePermissions(launcher), null, 2) + "\n");
+    });
+  internal.command("helper-call").description("send one request to the helper")
+    .argument("<method>").argument("[params]")
+    .action(async (method: string, params: string | undefined) => {
+      const result = await call(
+        paths.helperSocket,
+        method,
+        JSON.parse(params ?? "{}"),
+        z.unknown(),
+      );
+      out(JSON.stringify(result) + "\n");
+    });
+
+  try {
+    await program.parseAsync(own, { from: "user" });
+    return status;
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+async function isSystemInstall(
+  paths: { installFile: string },
+): Promise<boolean> {
+  return await Deno.stat(paths.installFile).then(() => true, () => false);
+}
+
+/** Prints an error for people and returns the exit status. */
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    return error.exitCode === 0
+      ? 0
+      : (error.code === "commander.helpDisplayed" ? 0 : 1);
+  }
+  if (error instanceof RpcError) {
+    printError(`${error.message}${error.op ? ` (${error.op})` : ""}`);
+    return 1;
+  }
+  printError(error instanceof Error ? error.message : String(error));
+  return 1;
+}
+
+async function printConsole(path: string, follow: boolean): Promise<void> {
+  let offset = 0;
+  const buffer = new Uint8Array(64 * 1024);
+  while (true) {
+    const file = await Deno.open(path, { read: true });
+    try {
+      await file.seek(offset, Deno.SeekMode.Start);
+      while (true) {
+        const n = await file.read(buffer);
+        if (n === null) break;
+        offset += n;
+        await Deno.stdout.write(buffer.subarray(0, n));
+      }
+    } finally {
+      file.close();
+    }
+    if (!follow) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function age(iso: string): string {
+  const seconds = Math.max(
+    0,
+    Math.round((Date.now() - Date.parse(iso)) / 1000),
+  );
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+const PLAIN_TABLE = {
+  "top": "",
+  "top-mid": "",
+  "top-left": "",
+  "top-right": "",
+  "bottom": "",
+  "bottom-mid": "",
+  "bottom-left": "",
+  "bottom-right": "",
+  "left": "",
+  "left-mid": "",
+  "mid": "",
+  "mid-mid": "",
+  "right": "",
+  "right-mid": "",
+  "middle": "  ",
+};

@@ -1,0 +1,217 @@
+/**
+ * `banger vm run [path] [-- cmd args…]`: boot a fresh VM, copy the
+ * repository in, run the command (or open a shell) and exit with its status.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { VmCreateResultSchema, type VmInfo } from "../protocol/daemon.ts";
+import { BatchResultSchema } from "../protocol/daemon.ts";
+import { shellJoin } from "../ssh/quote.ts";
+import { sshArgs } from "../ssh/options.ts";
+import { formatMiB, parseSizeMiB } from "../util/size.ts";
+import { validateVmName } from "../util/names.ts";
+import { copyWorkspace, GUEST_REPO_PATH } from "../workspace/copy.ts";
+import {
+  type FileList,
+  inspectRepo,
+  listWorkspaceFiles,
+  type Repo,
+} from "../workspace/git.ts";
+import type { DaemonClient } from "./daemon_client.ts";
+import { note, out, Progress } from "./output.ts";
+
+/** Flags of `vm run` as commander hands them over. */
+export interface VmRunFlags {
+  name?: string;
+  image?: string;
+  vcpu?: string;
+  memory?: string;
+  diskSize?: string;
+  rm?: boolean;
+  includeUntracked?: boolean;
+  dryRun?: boolean;
+}
+
+/** A validated `vm run` request: nothing is created before this exists. */
+export interface VmRunPlan {
+  name: string | undefined;
+  image: string;
+  vcpu: number;
+  memoryMib: number;
+  diskMib: number;
+  rm: boolean;
+  repo: Repo | undefined;
+  files: FileList | undefined;
+  command: string[] | undefined;
+}
+
+/**
+ * Validates every flag and the path before anything is created. Throws an
+ * error that names the bad input.
+ */
+export async function planVmRun(
+  path: string | undefined,
+  command: string[] | undefined,
+  flags: VmRunFlags,
+  config: Config,
+): Promise<VmRunPlan> {
+  const name = flags.name === undefined
+    ? undefined
+    : validateVmName(flags.name);
+  const vcpu = flags.vcpu === undefined
+    ? config.vmDefaults.vcpu.value
+    : positiveInt(flags.vcpu, "--vcpu");
+  const memoryMib = flags.memory === undefined
+    ? config.vmDefaults.memoryMib.value
+    : parseSizeMiB(flags.memory, "--memory");
+  const diskMib = flags.diskSize === undefined
+    ? config.vmDefaults.diskMib.value
+    : parseSizeMiB(flags.diskSize, "--disk-size");
+  if (command !== undefined && command.length === 0) {
+    throw new RangeError('Invalid command: nothing follows "--"');
+  }
+  const repo = path === undefined ? undefined : await inspectRepo(path);
+  const files = repo
+    ? await listWorkspaceFiles(repo, flags.includeUntracked ?? false)
+    : undefined;
+  return {
+    name,
+    image: flags.image ?? config.defaultImage,
+    vcpu,
+    memoryMib,
+    diskMib,
+    rm: flags.rm ?? false,
+    repo,
+    files,
+    command,
+  };
+}
+
+function positiveInt(text: string, flag: string): number {
+  if (!/^\d+$/.test(text) || Number(text) <= 0 || Number(text) > 64) {
+    throw new RangeError(
+      `Invalid ${flag} "${text}": must be a whole number from 1 to 64`,
+    );
+  }
+  return Number(text);
+}
+
+/** Where a user's ssh goes. */
+export interface SshContext {
+  key: string;
+  knownHosts: string;
+}
+
+/** Runs a plan; returns the exit status banger should exit with. */
+export async function executeVmRun(
+  plan: VmRunPlan,
+  daemon: DaemonClient,
+  ssh: SshContext,
+  options: { dryRun: boolean; json: boolean },
+): Promise<number> {
+  if (options.dryRun) {
+    if (plan.files) {
+      for (const file of plan.files.files) out(`${file}\n`);
+    }
+    note(
+      `dry run: would create a VM (${plan.vcpu} vcpu, ${plan.memoryMib} MiB, ${
+        formatMiB(plan.diskMib)
+      } disk)${plan.files ? ` and copy ${plan.files.files.length} files` : ""}`,
+    );
+    return 0;
+  }
+  note(
+    `spec: ${plan.vcpu} vcpu | ${plan.memoryMib} MiB | ${
+      formatMiB(plan.diskMib)
+    } disk`,
+  );
+  if (plan.files && plan.files.skippedUntracked > 0) {
+    note(
+      `skipping ${plan.files.skippedUntracked} untracked file(s); pass --include-untracked to copy them`,
+    );
+  }
+
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  const progress = new Progress();
+  let vm: VmInfo | undefined;
+  try {
+    const created = await daemon.call(
+      "vm.create",
+      {
+        ...(plan.name ? { name: plan.name } : {}),
+        image: plan.image,
+        vcpu: plan.vcpu,
+        memoryMib: plan.memoryMib,
+        diskMib: plan.diskMib,
+        ...(plan.repo ? { workspace: GUEST_REPO_PATH } : {}),
+      },
+      VmCreateResultSchema,
+      { onProgress: (p) => progress.update(p.stage, p.detail) },
+    );
+    vm = created.vm;
+    if (interrupted) return 130;
+
+    const sshBase = sshArgs(ssh, { name: vm.name, ip: vm.ip });
+    if (plan.repo && plan.files) {
+      progress.update("workspace", `${plan.files.files.length} files`);
+      await copyWorkspace(plan.repo, plan.files, {
+        program: "ssh",
+        args: sshBase,
+      });
+    }
+    progress.done(`${vm.name} ready`);
+    if (interrupted) return 130;
+
+    const cwd = plan.repo
+      ? [GUEST_REPO_PATH, plan.repo.relative].filter((p) => p).join("/")
+      : "/root";
+    if (plan.command) {
+      const remote = `cd ${shellJoin([cwd])} && exec ${
+        shellJoin(plan.command)
+      }`;
+      const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+      return await runSsh([
+        ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty }),
+        remote,
+      ]);
+    }
+    const code = await runSsh([
+      ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty: true }),
+      `cd ${shellJoin([cwd])} && exec bash -l`,
+    ]);
+    if (!plan.rm) {
+      note(
+        `VM "${vm.name}" is still running; delete it with "banger vm delete ${vm.name}"`,
+      );
+    }
+    return code;
+  } finally {
+    progress.stop();
+    if (plan.rm && vm) {
+      const results = await daemon.call(
+        "vm.delete",
+        { refs: [vm.name] },
+        BatchResultSchema,
+      );
+      const failed = results.find((r) => !r.ok);
+      if (failed) note(`banger: ${failed.error?.message ?? "delete failed"}`);
+    }
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/** Runs ssh with the terminal attached; returns its exit status. */
+async function runSsh(args: string[]): Promise<number> {
+  const child = new Deno.Command("ssh", {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  return (await child.status).code;
+}

@@ -1,0 +1,65 @@
+/**
+ * The daemon's only way to change the host: requests to the root helper.
+ * Tests can replace this seam.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { call } from "../rpc/client.ts";
+import { RpcError } from "../protocol/envelope.ts";
+import { HelperPingResultSchema } from "../protocol/helper.ts";
+
+/** Privileged network operations the daemon needs. */
+export interface HostNetwork {
+  ensureBridge(name: string, address: string, prefix: number): Promise<void>;
+  createTap(name: string, bridge: string, owner: number): Promise<void>;
+  deleteTap(name: string): Promise<void>;
+}
+
+const NameResultSchema = z.strictObject({ name: z.string() });
+
+/** {@linkcode HostNetwork} through the helper's socket. */
+export class HelperClient implements HostNetwork {
+  constructor(readonly socket: string) {}
+
+  async ping(): Promise<z.infer<typeof HelperPingResultSchema>> {
+    return await this.#call("ping", {}, HelperPingResultSchema);
+  }
+
+  async ensureBridge(name: string, address: string, prefix: number) {
+    await this.#call(
+      "bridge.ensure",
+      { name, address, prefix },
+      NameResultSchema,
+    );
+  }
+
+  async createTap(name: string, bridge: string, owner: number) {
+    await this.#call("tap.create", { name, bridge, owner }, NameResultSchema);
+  }
+
+  async deleteTap(name: string) {
+    await this.#call("tap.delete", { name }, NameResultSchema);
+  }
+
+  async #call<T extends z.ZodType>(
+    method: string,
+    params: unknown,
+    schema: T,
+  ): Promise<z.infer<T>> {
+    try {
+      return await call(this.socket, method, params, schema);
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.ConnectionRefused
+      ) {
+        throw new RpcError(
+          "operation_failed",
+          `Cannot reach the root helper at "${this.socket}": it is not running (start it as root with "banger helper", or install banger with "sudo banger system install")`,
+        );
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * `banger daemon`: the owner daemon's composition root. It builds the
+ * services (state, images, host network via the helper, VMM, VMs), adopts
+ * or cleans up VMs left by an earlier run, and serves the CLI's socket.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { loadConfig } from "../config.ts";
+import { type Paths, resolvePaths } from "../paths.ts";
+import type { Logger } from "../util/log.ts";
+import {
+  EmptySchema,
+  ImageBuildParamsSchema,
+  VmCreateParamsSchema,
+  VmRefParamsSchema,
+  VmRefsParamsSchema,
+  VmSetWorkspaceParamsSchema,
+} from "../protocol/daemon.ts";
+import { handler, serveConnection } from "../rpc/server.ts";
+import { ensureKeyPair } from "../ssh/keys.ts";
+import { openLog } from "../util/log_file.ts";
+import { VERSION } from "../version.ts";
+import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
+import { StateDb } from "./db.ts";
+import { HelperClient } from "./host_network.ts";
+import { type Image, ImageService } from "./images.ts";
+import { CREATE_STAGES, type CreateStage, VmService } from "./vms.ts";
+
+/** Seconds to wait for sshd: TCG boots take 15-25 s here, KVM a few. */
+const SSH_TIMEOUT_SECONDS = { tcg: 180, kvm: 60 } as const;
+
+/** Runs the daemon until it is told to stop; returns its exit status. */
+export async function daemonMain(args: string[]): Promise<number> {
+  const paths = resolvePaths();
+  const dirs = [
+    paths.stateDir,
+    paths.runDir,
+    paths.vmmSocketDir,
+    paths.vmsDir,
+    paths.imagesDir,
+    paths.cacheDir,
+  ];
+  for (const dir of dirs) {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const log = openLog(
+    args.includes("--background") ? paths.daemonLog : undefined,
+    "info",
+  ).with({ role: "daemon" });
+  try {
+    return await serve(paths, log);
+  } catch (error) {
+    log.error("daemon stopped", { error: String(error) });
+    throw error;
+  }
+}
+
+async function serve(paths: Paths, log: Logger): Promise<number> {
+  const config = await loadConfig(paths.configFile);
+  if (await socketAnswers(paths.daemonSocket)) {
+    log.error("another daemon is already serving", {
+      socket: paths.daemonSocket,
+    });
+    console.error(`banger: a daemon already serves "${paths.daemonSocket}"`);
+    return 1;
+  }
+
+  const sshKey = config.sshKeyPath ?? paths.sshKey;
+  await ensureKeyPair(sshKey, "banger");
+  await Deno.mkdir(`${paths.userStateDir}/ssh`, {
+    recursive: true,
+    mode: 0o700,
+  });
+
+  const db = new StateDb(paths.dbFile);
+  const accel = await detectAccel(config.accel);
+  const vmm = qemuDriver(config.qemuBin, { accel, tscKhz: await hostTscKhz() });
+  const images = new ImageService({
+    db,
+    imagesDir: paths.imagesDir,
+    cacheDir: paths.cacheDir,
+    mirror: config.debianMirror,
+    securityMirror: config.debianSecurityMirror,
+  });
+  const failAt = Deno.env.get("BANGER_TEST_FAIL_AFTER_STAGE");
+  const vms = new VmService({
+    db,
+    paths,
+    config,
+    images,
+    network: new HelperClient(paths.helperSocket),
+    vmm,
+    ssh: { key: sshKey, knownHosts: paths.knownHosts },
+    ownerUid: Deno.uid() ?? 0,
+    log,
+    sshTimeoutMs: 1000 *
+      (config.sshTimeoutSeconds ?? SSH_TIMEOUT_SECONDS[accel]),
+    failAfterStage: CREATE_STAGES.includes(failAt as CreateStage)
+      ? failAt as CreateStage
+      : undefined,
+  });
+  await vms.reconcile(log);
+
+  const listener = Deno.listen({
+    transport: "unix",
+    path: await freshSocket(paths.daemonSocket),
+  });
+  await Deno.chmod(paths.daemonSocket, 0o600);
+  await Deno.writeTextFile(paths.daemonPidFile, `${Deno.pid}\n`);
+  log.info("listening", {
+    socket: paths.daemonSocket,
+    accel,
+    version: VERSION,
+  });
+
+  const stop = Promise.withResolvers<void>();
+  const handlers = {
+    ping: handler(
+      EmptySchema,
+      () =>
+        Promise.resolve({ version: VERSION, pid: Deno.pid, root: paths.root }),
+    ),
+    "vm.create": handler(VmCreateParamsSchema, (p, ctx) => vms.create(p, ctx)),
+    "image.build": handler(ImageBuildParamsSchema, async (p, ctx) =>
+      imageInfo(
+        await images.ensure(p.name, (detail) => ctx.progress("image", detail)),
+      )),
+    "image.list": handler(
+      EmptySchema,
+      () => Promise.resolve(images.list().map(imageInfo)),
+    ),
+    "vm.list": handler(EmptySchema, () => Promise.resolve(vms.list())),
+    "vm.get": handler(
+      VmRefParamsSchema,
+      (p) => Promise.resolve(vms.get(p.ref)),
+    ),
+    "vm.delete": handler(
+      VmRefsParamsSchema,
+      (p, ctx) => vms.delete(p.refs, ctx.log),
+    ),
+    "vm.set_workspace": handler(
+      VmSetWorkspaceParamsSchema,
+      (p) => Promise.resolve(vms.setWorkspace(p.ref, p.workspace)),
+    ),
+    "daemon.shutdown": handler(z.unknown(), () => {
+      stop.resolve();
+      return Promise.resolve({ stopping: true });
+    }),
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve());
+  }
+  stop.promise.then(() => listener.close());
+
+  try {
+    for await (const conn of listener) {
+      void serveConnection(conn, handlers, log);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+  // Running VMs are left alone: their VMMs live in their own sessions and
+  // the next daemon adopts them.
+  log.info("stopped");
+  await Deno.remove(paths.daemonSocket).catch(() => {});
+  await Deno.remove(paths.daemonPidFile).catch(() => {});
+  db.close();
+  return 0;
+}
+
+async function socketAnswers(path: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes a stale socket file left by a daemon that died. */
+async function freshSocket(path: string): Promise<string> {
+  await Deno.remove(path).catch(() => {});
+  return path;
+}
+
+function imageInfo(image: Image) {
+  return {
+    id: image.id,
+    name: image.name,
+    dir: image.dir,
+    kernelRelease: image.kernelRelease,
+  };
+}

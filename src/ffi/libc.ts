@@ -1,0 +1,199 @@
+/**
+ * The few libc calls Deno does not expose: a unix socket server whose
+ * accepted descriptors can be asked for their peer's credentials
+ * (SO_PEERCRED).
+ *
+ * Only the helper role loads this module; it needs `--allow-ffi`.
+ *
+ * @module
+ */
+
+/** Linux constants used below (x86_64 and aarch64 agree on these). */
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_PEERCRED = 17;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+/** `sizeof(struct sockaddr_un)`: 2 bytes of family, 108 of path. */
+export const SOCKADDR_UN_SIZE = 110;
+/** The longest socket path the kernel accepts, NUL included. */
+export const UNIX_PATH_MAX = 108;
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  // Blocking calls run on Deno's blocking thread pool.
+  accept4: {
+    parameters: ["i32", "pointer", "pointer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  read: {
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
+  write: {
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
+  close: { parameters: ["i32"], result: "i32" },
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let libc: Libc | undefined;
+
+/** Opens libc once. Requires `--allow-ffi`. */
+export function openLibc(): Libc {
+  libc ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return libc;
+}
+
+/** The calling thread's errno (valid only after a synchronous call). */
+export function errno(): number {
+  const pointer = openLibc().__errno_location();
+  return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
+}
+
+/** A libc call failed; carries the call's name and errno. */
+export class LibcError extends Error {
+  constructor(readonly call: string, readonly errno: number, detail = "") {
+    super(`${call}() failed with errno ${errno}${detail ? `: ${detail}` : ""}`);
+    this.name = "LibcError";
+  }
+}
+
+/** Credentials of the process at the other end of a unix socket. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** Reads SO_PEERCRED of a connected unix socket descriptor. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const ucred = new Uint8Array(12);
+  const length = new Uint32Array([12]);
+  const rc = openLibc().getsockopt(
+    fd,
+    SOL_SOCKET,
+    SO_PEERCRED,
+    ucred,
+    new Uint8Array(length.buffer),
+  );
+  if (rc !== 0) throw new LibcError("getsockopt(SO_PEERCRED)", errno());
+  const view = new DataView(ucred.buffer);
+  return {
+    pid: view.getInt32(0, true),
+    uid: view.getUint32(4, true),
+    gid: view.getUint32(8, true),
+  };
+}
+
+/** Encodes a `struct sockaddr_un` for `path`; throws when it does not fit. */
+export function sockaddrUn(path: string): Uint8Array {
+  const encoded = new TextEncoder().encode(path);
+  if (encoded.byteLength >= UNIX_PATH_MAX) {
+    throw new RangeError(
+      `Cannot bind socket "${path}": path is ${encoded.byteLength} bytes, at most ${
+        UNIX_PATH_MAX - 1
+      }`,
+    );
+  }
+  const address = new Uint8Array(SOCKADDR_UN_SIZE);
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(encoded, 2);
+  return address;
+}
+
+/** An accepted connection on a raw descriptor. */
+export class FdConnection {
+  #closed = false;
+  constructor(readonly fd: number) {}
+
+  /** Reads into `buffer`; null at end of stream or on a timeout. */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    const n = Number(
+      await openLibc().read(this.fd, buffer, BigInt(buffer.byteLength)),
+    );
+    return n > 0 ? n : null;
+  }
+
+  async write(data: Uint8Array): Promise<number> {
+    const n = Number(
+      await openLibc().write(this.fd, data, BigInt(data.byteLength)),
+    );
+    if (n < 0) throw new LibcError("write", 0, "peer went away");
+    return n;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    openLibc().close(this.fd);
+  }
+}
+
+/** A listening unix stream socket whose connections expose their fd. */
+export class UnixListener {
+  private constructor(readonly fd: number, readonly path: string) {}
+
+  /**
+   * Creates, binds and listens on `path` (an existing socket file there is
+   * replaced). Throws {@linkcode LibcError} naming the failing step.
+   */
+  static async listen(path: string, backlog = 64): Promise<UnixListener> {
+    const c = openLibc();
+    const address = sockaddrUn(path);
+    await Deno.remove(path).catch(() => {});
+
+    const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new LibcError("socket", errno());
+
+    if (c.bind(fd, address, SOCKADDR_UN_SIZE) !== 0) {
+      const e = errno();
+      c.close(fd);
+      throw new LibcError("bind", e, path);
+    }
+
+    if (c.listen(fd, backlog) !== 0) {
+      const e = errno();
+      c.close(fd);
+      throw new LibcError("listen", e, path);
+    }
+    return new UnixListener(fd, path);
+  }
+
+  /**
+   * Waits for the next connection. A connection gets receive and send
+   * timeouts of `timeoutSeconds`, so a peer that stalls cannot pin a thread.
+   */
+  async accept(timeoutSeconds = 30): Promise<FdConnection> {
+    const c = openLibc();
+    const fd = await c.accept4(this.fd, null, null, SOCK_CLOEXEC);
+    if (fd < 0) throw new LibcError("accept4", 0);
+    const timeval = new BigInt64Array([BigInt(timeoutSeconds), 0n]);
+    const bytes = new Uint8Array(timeval.buffer);
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, bytes, 16);
+    c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, bytes, 16);
+    return new FdConnection(fd);
+  }
+
+  close(): void {
+    openLibc().close(this.fd);
+  }
+}

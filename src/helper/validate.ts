@@ -1,0 +1,83 @@
+/**
+ * Checks the helper applies to every argument before a privileged step. A
+ * compromised daemon must not be able to touch interfaces, addresses or
+ * files that are not banger's own.
+ *
+ * @module
+ */
+import { RpcError } from "../protocol/envelope.ts";
+import { type Cidr, formatIpv4, isHostIn, parseIpv4 } from "../util/ipv4.ts";
+
+/** Bridges banger owns: `br-banger` plus up to 6 more of `a-z0-9`. */
+export const BRIDGE_NAME = /^br-banger[a-z0-9]{0,6}$/;
+/** Taps banger owns: `bgtap` plus a host index. */
+export const TAP_NAME = /^bgtap[0-9]{1,5}$/;
+
+/** Throws `bad_request` unless `name` is one of banger's bridge names. */
+export function checkBridgeName(name: string): string {
+  if (!BRIDGE_NAME.test(name)) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing bridge "${
+        printable(name)
+      }": not a banger bridge name (br-banger…)`,
+    );
+  }
+  return name;
+}
+
+/** Throws `bad_request` unless `name` is one of banger's tap names. */
+export function checkTapName(name: string): string {
+  if (!TAP_NAME.test(name)) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing tap "${printable(name)}": not a banger tap name (bgtap<n>)`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Throws `bad_request` unless `address` is a host address inside the
+ * configured range and `prefix` is the range's prefix.
+ */
+export function checkAddress(
+  cidr: Cidr,
+  address: string,
+  prefix: number,
+): number {
+  let value: number;
+  try {
+    value = parseIpv4(address);
+  } catch {
+    throw new RpcError(
+      "bad_request",
+      `Refusing address "${printable(address)}": not an IPv4 address`,
+    );
+  }
+  if (!isHostIn(cidr, value) || prefix !== cidr.prefix) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing address "${address}/${prefix}": outside banger's range ${
+        formatIpv4(cidr.network)
+      }/${cidr.prefix}`,
+    );
+  }
+  return value;
+}
+
+/** Throws `unauthorized`-free `bad_request` unless `uid` is the owner's. */
+export function checkOwner(ownerUid: number, uid: number): number {
+  if (uid !== ownerUid) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing owner uid ${uid}: taps belong to the owner uid ${ownerUid}`,
+    );
+  }
+  return uid;
+}
+
+/** Quotes untrusted text for an error message without control characters. */
+function printable(text: string): string {
+  return text.slice(0, 40).replace(/[^\x20-\x7e]/g, "?");
+}

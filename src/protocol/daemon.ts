@@ -1,0 +1,99 @@
+/**
+ * Methods the owner daemon serves to the CLI, with their parameter and
+ * result schemas. Both ends validate with these.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** VM names as DNS labels (checked again here, whatever the CLI did). */
+export const VmNameSchema = z.string().regex(
+  /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+  "must be a DNS label: 1-63 of a-z, 0-9 and -, not starting or ending with -",
+);
+
+export const VmStateSchema = z.enum([
+  "creating",
+  "running",
+  "stopped",
+  "error",
+]);
+export type VmState = z.infer<typeof VmStateSchema>;
+
+/** What the daemon tells about a VM. */
+export const VmInfoSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  state: VmStateSchema,
+  image: z.string(),
+  vmm: z.string(),
+  ip: z.string(),
+  tap: z.string(),
+  vcpu: z.number().int(),
+  memoryMib: z.number().int(),
+  diskMib: z.number().int(),
+  pid: z.number().int().nullable(),
+  workspace: z.string().nullable(),
+  createdAt: z.string(),
+  dir: z.string(),
+});
+export type VmInfo = z.infer<typeof VmInfoSchema>;
+
+export const PingResultSchema = z.strictObject({
+  version: z.string(),
+  pid: z.number().int(),
+  root: z.string(),
+});
+
+export const VmCreateParamsSchema = z.strictObject({
+  name: VmNameSchema.optional(),
+  image: z.string().min(1).max(64).optional(),
+  vcpu: z.number().int().positive().max(64).optional(),
+  memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
+  diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),
+  workspace: z.string().max(4096).optional(),
+});
+export type VmCreateParams = z.infer<typeof VmCreateParamsSchema>;
+
+/** Milliseconds spent in each named stage of a create. */
+export const TimingsSchema = z.record(z.string(), z.number());
+
+export const VmCreateResultSchema = z.strictObject({
+  vm: VmInfoSchema,
+  timings: TimingsSchema,
+});
+
+export const VmRefParamsSchema = z.strictObject({
+  ref: z.string().min(1).max(128),
+});
+export const VmRefsParamsSchema = z.strictObject({
+  refs: z.array(z.string().min(1).max(128)).min(1).max(256),
+});
+
+export const VmListResultSchema = z.array(VmInfoSchema);
+
+/** Per-target outcome of a command that takes several VMs. */
+export const BatchResultSchema = z.array(z.strictObject({
+  ref: z.string(),
+  ok: z.boolean(),
+  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+}));
+export type BatchResult = z.infer<typeof BatchResultSchema>;
+
+export const VmSetWorkspaceParamsSchema = z.strictObject({
+  ref: z.string().min(1).max(128),
+  workspace: z.string().max(4096),
+});
+
+export const EmptySchema = z.strictObject({}).optional();
+
+export const ImageInfoSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  dir: z.string(),
+  kernelRelease: z.string(),
+});
+export const ImageBuildParamsSchema = z.strictObject({
+  name: z.string().min(1).max(64),
+});
+export const ImageListResultSchema = z.array(ImageInfoSchema);

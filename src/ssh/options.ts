@@ -1,0 +1,61 @@
+/**
+ * The ssh command lines banger uses to reach its guests: banger's own key
+ * and known_hosts, host keys pinned on first contact under the VM's DNS
+ * name (addresses are reused, names identify the VM).
+ *
+ * @module
+ */
+
+/** Where banger's ssh material lives. */
+export interface SshIdentity {
+  key: string;
+  knownHosts: string;
+}
+
+/** Options for {@linkcode sshArgs}. */
+export interface SshTarget {
+  name: string;
+  ip: string;
+  connectTimeoutSeconds?: number;
+  /** Request a terminal (`-t`) or refuse one (`-T`). */
+  tty?: boolean;
+  batch?: boolean;
+}
+
+/** The DNS name under which a VM's host key is pinned. */
+export function hostAlias(name: string): string {
+  return `${name}.vm`;
+}
+
+/** Builds ssh's argv (without the program name) up to the destination. */
+export function sshArgs(identity: SshIdentity, target: SshTarget): string[] {
+  return [
+    "-i",
+    identity.key,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${identity.knownHosts}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "StrictHostKeyChecking=accept-new",
+    "-o",
+    `HostKeyAlias=${hostAlias(target.name)}`,
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "HashKnownHosts=no",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    `ConnectTimeout=${target.connectTimeoutSeconds ?? 5}`,
+    "-o",
+    "ServerAliveInterval=15",
+    ...(target.batch === false ? [] : ["-o", "BatchMode=yes"]),
+    target.tty ? "-t" : "-T",
+    "-l",
+    "root",
+    target.ip,
+  ];
+}

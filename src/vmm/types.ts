@@ -1,0 +1,60 @@
+/**
+ * The VMM-neutral description of a VM to boot, and the interface every VMM
+ * driver (QEMU here; Firecracker behind the same seam) implements.
+ *
+ * @module
+ */
+
+/** A block device handed to the guest. */
+export interface DriveSpec {
+  id: string;
+  path: string;
+  format: "raw" | "qcow2";
+  readOnly: boolean;
+}
+
+/** Everything a driver needs to boot one VM. */
+export interface LaunchSpec {
+  id: string;
+  name: string;
+  vcpu: number;
+  memoryMib: number;
+  kernel: string;
+  initrd: string | undefined;
+  /** Kernel command line without driver-specific additions. */
+  cmdline: string[];
+  /** Drives in the order the guest should see them (root first). */
+  drives: DriveSpec[];
+  net: { tap: string; mac: string };
+  /** The VM's directory: pid file and console log go here. */
+  dir: string;
+  /** Where the VMM's control socket (QMP, Firecracker API) listens. */
+  controlSocket: string;
+  consoleLog: string;
+}
+
+/** What a driver leaves behind to find and control a running VMM. */
+export interface VmmHandles {
+  vmm: string;
+  pid: number;
+  /** Control socket (QMP for QEMU, the API socket for Firecracker). */
+  controlSocket: string;
+}
+
+/** A VMM driver. */
+export interface VmmDriver {
+  readonly name: string;
+  /** Starts the VMM; resolves once it runs in the background. */
+  launch(spec: LaunchSpec): Promise<VmmHandles>;
+  /** True when the process in `handles` is alive and is this VM's VMM. */
+  isAlive(handles: VmmHandles, dir: string): Promise<boolean>;
+  /**
+   * Ends the VMM: asks it to quit, then signals it, and waits until it is
+   * gone (at most `timeoutMs`).
+   */
+  terminate(
+    handles: VmmHandles,
+    dir: string,
+    timeoutMs?: number,
+  ): Promise<void>;
+}
