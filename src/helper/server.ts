@@ -11,7 +11,7 @@ import {
   TapDeleteParamsSchema,
 } from "../protocol/helper.ts";
 import { type Cidr, formatIpv4 } from "../util/ipv4.ts";
-import { type Logger } from "../util/log.ts";
+import type { Logger } from "../util/log.ts";
 import { encodeLine, LineReader } from "../rpc/lines.ts";
 import { newOpId, RequestSchema, RpcError } from "../protocol/envelope.ts";
 import {

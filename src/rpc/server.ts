@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { z } from "zod";
-import { type Logger } from "../util/log.ts";
+import type { z } from "zod";
+import type { Logger } from "../util/log.ts";
 import {
   newOpId,
   PROTOCOL_VERSION,
