@@ -1,0 +1,206 @@
+/**
+ * The registry of end-to-end scenarios. Each runs in its own namespace with
+ * its own banger; `core` ones run in CI.
+ *
+ * @module
+ */
+import { check, type Scenario } from "./harness.ts";
+
+/** One named scenario. */
+export interface ScenarioDef {
+  description: string;
+  core: boolean;
+  run(s: Scenario): Promise<void>;
+}
+
+/** The kernel release of the golden image (not the host's). */
+const GUEST_KERNEL = /^6\.1\.\d+-\d+-cloud-amd64$/;
+
+export const SCENARIOS: Record<string, ScenarioDef> = {
+  "bare-run": {
+    description:
+      "vm run --rm -- uname -r prints the guest's kernel, not the host's",
+    core: true,
+    async run(s) {
+      const host = (await s.sh("uname", ["-r"])).stdout.trim();
+      const out = await s.banger(["vm", "run", "--rm", "--", "uname", "-r"], {
+        expectCode: 0,
+      });
+      const guest = out.stdout.trim();
+      check(
+        GUEST_KERNEL.test(guest),
+        `guest kernel "${guest}" is not the image's`,
+      );
+      check(guest !== host, `guest kernel equals the host's "${host}"`);
+      await assertNothingLeft(s);
+    },
+  },
+  "exit-status": {
+    description:
+      "the guest command's exit status is banger's, through shell syntax and quoting",
+    core: true,
+    async run(s) {
+      const out = await s.banger([
+        "vm",
+        "run",
+        "--rm",
+        "--",
+        "sh",
+        "-c",
+        'printf "%s|" "$@"; exit 7',
+        "sh",
+        "two words",
+        "it's",
+        "$HOME;|&",
+      ]);
+      check(out.code === 7, `exit status ${out.code}, expected 7`);
+      check(
+        out.stdout === "two words|it's|$HOME;|&|",
+        `arguments arrived as "${out.stdout}"`,
+      );
+      await assertNothingLeft(s);
+    },
+  },
+  "workspace": {
+    description:
+      "tracked edits ship, untracked files only with --include-untracked, history too",
+    core: true,
+    async run(s) {
+      const repo = await s.gitRepo("project", {
+        "README.md": "committed\n",
+        "src/app.txt": "v1\n",
+        ".gitignore": "secret.txt\n",
+      });
+      await Deno.writeTextFile(`${repo}/src/app.txt`, "v2 uncommitted\n");
+      await Deno.writeTextFile(`${repo}/notes.txt`, "untracked\n");
+      await Deno.writeTextFile(`${repo}/secret.txt`, "ignored\n");
+      const probe = [
+        "sh",
+        "-c",
+        "cat src/app.txt; test -e notes.txt && echo has-notes; test -e secret.txt && echo has-secret; git log --format=%s; git status --porcelain; pwd",
+      ];
+      const without = await s.banger([
+        "vm",
+        "run",
+        "--rm",
+        repo,
+        "--",
+        ...probe,
+      ], { expectCode: 0 });
+      check(
+        without.stdout.includes("v2 uncommitted"),
+        "the uncommitted edit is missing in the guest",
+      );
+      check(
+        !without.stdout.includes("has-notes"),
+        "an untracked file shipped without --include-untracked",
+      );
+      check(!without.stdout.includes("has-secret"), "an ignored file shipped");
+      check(
+        without.stdout.includes("initial"),
+        "the guest repository has no history",
+      );
+      check(
+        without.stdout.includes(" M src/app.txt"),
+        "guest git status does not show the edit",
+      );
+      check(
+        without.stdout.trim().endsWith("/root/repo"),
+        "the command did not run in /root/repo",
+      );
+      check(
+        without.stderr.includes("--include-untracked"),
+        "no hint about skipped untracked files",
+      );
+
+      const withFlag = await s.banger(
+        ["vm", "run", "--rm", "--include-untracked", repo, "--", ...probe],
+        { expectCode: 0 },
+      );
+      check(
+        withFlag.stdout.includes("has-notes"),
+        "--include-untracked did not ship the untracked file",
+      );
+      check(
+        !withFlag.stdout.includes("has-secret"),
+        "an ignored file shipped with --include-untracked",
+      );
+      await assertNothingLeft(s);
+    },
+  },
+  "dry-run": {
+    description: "--dry-run prints the exact file list and creates nothing",
+    core: true,
+    async run(s) {
+      const repo = await s.gitRepo("dry", { "a.txt": "a\n", "b/c.txt": "c\n" });
+      await Deno.writeTextFile(`${repo}/u.txt`, "u\n");
+      const out = await s.banger(
+        ["vm", "run", "--dry-run", repo, "--", "true"],
+        { expectCode: 0 },
+      );
+      check(
+        out.stdout === "a.txt\nb/c.txt\n",
+        `dry-run listed "${out.stdout}"`,
+      );
+      await assertNothingLeft(s);
+    },
+  },
+  "invalid-input": {
+    description:
+      "an invalid name or size is refused up front and leaves nothing behind",
+    core: true,
+    async run(s) {
+      const badName = await s.banger([
+        "vm",
+        "run",
+        "--name",
+        "Bad_Name",
+        "--",
+        "true",
+      ]);
+      check(badName.code === 1, `bad name exited ${badName.code}`);
+      check(
+        badName.stderr.includes('Invalid VM name "Bad_Name"'),
+        `unclear error: ${badName.stderr}`,
+      );
+      const badSize = await s.banger([
+        "vm",
+        "run",
+        "--memory",
+        "-5G",
+        "--",
+        "true",
+      ]);
+      check(badSize.code === 1, `bad size exited ${badSize.code}`);
+      check(
+        badSize.stderr.includes("--memory"),
+        `error does not name the flag: ${badSize.stderr}`,
+      );
+      const notRepo = await s.banger(["vm", "run", s.home, "--", "true"]);
+      check(
+        notRepo.stderr.includes("not inside a git repository"),
+        `unclear error: ${notRepo.stderr}`,
+      );
+      await assertNothingLeft(s);
+    },
+  },
+};
+
+/** No VM row, tap, VM directory or VMM process may remain. */
+export async function assertNothingLeft(s: Scenario): Promise<void> {
+  const vms = await s.vms();
+  check(vms.length === 0, `VMs left: ${vms.map((v) => v.name).join(", ")}`);
+  const taps = await s.links("bgtap");
+  check(taps.length === 0, `taps left: ${taps.join(", ")}`);
+  const dirs = [];
+  try {
+    for await (const entry of Deno.readDir(`${s.root}/var/lib/banger/vms`)) {
+      dirs.push(entry.name);
+    }
+  } catch {
+    // No vms directory: nothing left.
+  }
+  check(dirs.length === 0, `VM directories left: ${dirs.join(", ")}`);
+  const qemu = await s.sh("pgrep", ["-f", `${s.root}/var/lib/banger/vms`]);
+  check(qemu.stdout.trim() === "", `VMM processes left: ${qemu.stdout.trim()}`);
+}
