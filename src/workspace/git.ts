@@ -41,28 +41,30 @@ export async function inspectRepo(path: string): Promise<Repo> {
       `Cannot use "${path}" as a workspace: no such directory`,
     );
   }
-  let out: string;
-  try {
-    out = (await run("git", [
-      "-C",
-      path,
-      "rev-parse",
-      "--is-bare-repository",
-      "--is-inside-work-tree",
-      "--show-toplevel",
-      "--absolute-git-dir",
-      "--show-prefix",
-    ])).stdout;
-  } catch (error) {
-    if (error instanceof CommandError && error.code !== null) {
-      throw new WorkspaceError(
-        `Cannot use "${path}" as a workspace: not inside a git repository`,
-      );
+  const revParse = async (...args: string[]) => {
+    try {
+      return (await run("git", ["-C", path, "rev-parse", ...args])).stdout;
+    } catch (error) {
+      if (error instanceof CommandError && error.code !== null) {
+        return undefined;
+      }
+      throw error;
     }
-    throw error;
+  };
+  const bare = await revParse("--is-bare-repository");
+  if (bare === undefined) {
+    throw new WorkspaceError(
+      `Cannot use "${path}" as a workspace: not inside a git repository`,
+    );
   }
-  const [bare, inside, top, gitDir, prefix] = out.split("\n");
-  if (bare === "true" || inside !== "true" || !top || !gitDir) {
+  const out = bare.trim() === "true" ? undefined : await revParse(
+    "--is-inside-work-tree",
+    "--show-toplevel",
+    "--absolute-git-dir",
+    "--show-prefix",
+  );
+  const [inside, top, gitDir, prefix] = out?.split("\n") ?? [];
+  if (inside !== "true" || !top || !gitDir) {
     throw new WorkspaceError(
       `Cannot use "${path}" as a workspace: a bare repository has no work tree`,
     );
