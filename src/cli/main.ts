@@ -23,7 +23,7 @@ import { VERSION } from "../version.ts";
 import { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
-import { probePermissions } from "./probe.ts";
+import { probePermissions } from "../util/probe.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
 
@@ -272,7 +272,7 @@ export async function cliMain(
     "report what this role may do",
   )
     .action(async () => {
-      out(JSON.stringify(await probePermissions(launcher), null, 2) + "\n");
+      out(JSON.stringify(await probePermissions(), null, 2) + "\n");
     });
   internal.command("helper-call").description("send one request to the helper")
     .argument("<method>").argument("[params]")

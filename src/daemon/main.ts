@@ -20,6 +20,7 @@ import {
 import { handler, serveConnection } from "../rpc/server.ts";
 import { ensureKeyPair } from "../ssh/keys.ts";
 import { openLog } from "../util/log_file.ts";
+import { probePermissions } from "../util/probe.ts";
 import { VERSION } from "../version.ts";
 import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
 import { StateDb } from "./db.ts";
@@ -32,6 +33,10 @@ const SSH_TIMEOUT_SECONDS = { tcg: 180, kvm: 60 } as const;
 
 /** Runs the daemon until it is told to stop; returns its exit status. */
 export async function daemonMain(args: string[]): Promise<number> {
+  if (args.includes("--probe-permissions")) {
+    console.log(JSON.stringify(await probePermissions(), null, 2));
+    return 0;
+  }
   const paths = resolvePaths();
   const dirs = [
     paths.stateDir,

@@ -8,11 +8,16 @@ import { loadConfig } from "../config.ts";
 import { resolvePaths } from "../paths.ts";
 import { parseCidr } from "../util/ipv4.ts";
 import { openLog } from "../util/log_file.ts";
+import { probePermissions } from "../util/probe.ts";
 import type { Logger } from "../util/log.ts";
 import { serveHelper } from "./server.ts";
 
 /** Runs the helper; returns only on a startup error. */
 export async function helperMain(args: string[]): Promise<number> {
+  if (args.includes("--probe-permissions")) {
+    console.log(JSON.stringify(await probePermissions(), null, 2));
+    return 0;
+  }
   const paths = resolvePaths();
   const background = args.includes("--background");
   if (background) {

@@ -1,19 +1,17 @@
 /**
- * `banger internal probe-permissions`: tries what a role must not be able
- * to do and reports the outcome, so tests (and curious users) can see the
- * role's sandbox from inside.
+ * Tries what a role may or may not do and reports the outcome, so tests (and
+ * curious users) can see a role's sandbox from inside:
+ * `banger internal probe-permissions`, `banger daemon --probe-permissions`,
+ * `banger helper --probe-permissions`.
  *
  * @module
  */
-import type { Launcher } from "../roles.ts";
 
 /** The outcome of each attempt: "allowed" or the error's name. */
 export type ProbeReport = Record<string, string>;
 
 /** Attempts to run programs, load libc and open a socket. */
-export async function probePermissions(
-  _launcher: Launcher,
-): Promise<ProbeReport> {
+export async function probePermissions(): Promise<ProbeReport> {
   const report: ProbeReport = {};
   for (const program of ["ip", "qemu-system-x86_64", "nft", "ssh"]) {
     try {
