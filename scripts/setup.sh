@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what banger needs on a Debian host: Deno (from npm) and the Debian
+# packages for building images, booting guests and testing. Safe to re-run.
+set -euo pipefail
+
+DENO_VERSION=2.9.6
+PACKAGES=(
+  qemu-system-x86 qemu-utils
+  mmdebstrap
+  e2fsprogs
+  iproute2 nftables
+  openssh-client
+  git tar
+  lz4 xz-utils zstd gzip
+  procps util-linux
+  dnsutils socat
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (it installs packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v deno >/dev/null || [ "$(deno --version | head -1 | cut -d' ' -f2)" != "$DENO_VERSION" ]; then
+  echo "setup: installing deno $DENO_VERSION from npm"
+  npm install -g --silent "deno@$DENO_VERSION" >/dev/null
+fi
+deno --version | head -1

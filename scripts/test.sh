@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test suite: static checks, unit and integration tests, then the core
+# end-to-end scenarios on real guests (each in its own network namespace).
+# Installs what it needs first. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export BANGER_E2E_CACHE=${BANGER_E2E_CACHE:-/var/cache/banger-e2e}
+
+deno task fmt --check
+deno task lint
+deno task check
+deno task test
+deno task e2e --core
