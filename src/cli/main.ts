@@ -98,6 +98,10 @@ export async function cliMain(
       "also copy untracked files that git does not ignore",
     )
     .option(
+      "--timings <file>",
+      "write the time each stage took (ms) to <file> as JSON",
+    )
+    .option(
       "--dry-run",
       "print the files that would be copied and create nothing",
     )
@@ -109,7 +113,7 @@ export async function cliMain(
       const plan = await planVmRun(path, passthrough, flags, config);
       status = await executeVmRun(plan, daemon, ssh, {
         dryRun: flags.dryRun ?? false,
-        json: false,
+        timingsFile: flags.timings,
       });
     });
 

@@ -40,6 +40,7 @@ export class Progress {
   #stage = "";
   #stageStart = performance.now();
   #active = false;
+  #detail = "";
 
   constructor(readonly quiet = false) {}
 
@@ -60,9 +61,12 @@ export class Progress {
       );
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${text}`));
       this.#active = true;
-    } else if (changed) {
-      note(`  ${stage}`);
+    } else if (changed || (detail && detail !== this.#detail)) {
+      // Off a terminal each new detail gets its own line, so a log shows
+      // what a long stage (an image build) was doing.
+      note(`  ${stage}${detail ? `: ${detail}` : ""}`);
     }
+    this.#detail = detail ?? "";
   }
 
   #finishLine(): void {

@@ -31,6 +31,7 @@ export interface VmRunFlags {
   rm?: boolean;
   includeUntracked?: boolean;
   dryRun?: boolean;
+  timings?: string;
 }
 
 /** A validated `vm run` request: nothing is created before this exists. */
@@ -108,7 +109,7 @@ export async function executeVmRun(
   plan: VmRunPlan,
   daemon: DaemonClient,
   ssh: SshContext,
-  options: { dryRun: boolean; json: boolean },
+  options: { dryRun: boolean; timingsFile?: string | undefined },
 ): Promise<number> {
   if (options.dryRun) {
     if (plan.files) {
@@ -139,6 +140,14 @@ export async function executeVmRun(
   Deno.addSignalListener("SIGINT", onInterrupt);
   const progress = new Progress();
   let vm: VmInfo | undefined;
+  const timings: Record<string, number> = {};
+  const started = performance.now();
+  let mark = started;
+  const lap = (stage: string) => {
+    const now = performance.now();
+    timings[stage] = Math.round(now - mark);
+    mark = now;
+  };
   try {
     const created = await daemon.call(
       "vm.create",
@@ -154,6 +163,8 @@ export async function executeVmRun(
       { onProgress: (p) => progress.update(p.stage, p.detail) },
     );
     vm = created.vm;
+    Object.assign(timings, created.timings);
+    mark = performance.now();
     if (interrupted) return 130;
 
     const sshBase = sshArgs(ssh, { name: vm.name, ip: vm.ip });
@@ -164,6 +175,7 @@ export async function executeVmRun(
         args: sshBase,
       });
     }
+    lap("workspace");
     progress.done(`${vm.name} ready`);
     if (interrupted) return 130;
 
@@ -175,10 +187,12 @@ export async function executeVmRun(
         shellJoin(plan.command)
       }`;
       const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
-      return await runSsh([
+      const code = await runSsh([
         ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty }),
         remote,
       ]);
+      lap("command");
+      return code;
     }
     const code = await runSsh([
       ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty: true }),
@@ -192,6 +206,7 @@ export async function executeVmRun(
     return code;
   } finally {
     progress.stop();
+    mark = performance.now();
     if (plan.rm && vm) {
       const results = await daemon.call(
         "vm.delete",
@@ -200,6 +215,14 @@ export async function executeVmRun(
       );
       const failed = results.find((r) => !r.ok);
       if (failed) note(`banger: ${failed.error?.message ?? "delete failed"}`);
+    }
+    if (plan.rm && vm) lap("teardown");
+    timings.total = Math.round(performance.now() - started);
+    if (options.timingsFile) {
+      await Deno.writeTextFile(
+        options.timingsFile,
+        JSON.stringify(timings) + "\n",
+      );
     }
     Deno.removeSignalListener("SIGINT", onInterrupt);
   }
