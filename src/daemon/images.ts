@@ -30,6 +30,8 @@ export interface Image {
 /** Options of {@linkcode ImageService}. */
 export interface ImageServiceOptions {
   db: StateDb;
+  /** Builds a recipe into the cache; tests replace it. */
+  build?: typeof buildImage;
   imagesDir: string;
   cacheDir: string;
   mirror?: string | undefined;
@@ -79,7 +81,8 @@ export class ImageService {
       );
     }
     const build = (async () => {
-      const cached = await buildImage(recipe, {
+      const build = this.options.build ?? buildImage;
+      const cached = await build(recipe, {
         cacheDir: this.options.cacheDir,
         mirror: this.options.mirror,
         securityMirror: this.options.securityMirror,
