@@ -63,6 +63,7 @@ export async function daemonMain(args: string[]): Promise<number> {
 
 async function serve(paths: Paths, log: Logger): Promise<number> {
   const config = await loadConfig(paths.configFile);
+  log = log.withLevel(config.logLevel);
   if (await socketAnswers(paths.daemonSocket)) {
     log.error("another daemon is already serving", {
       socket: paths.daemonSocket,

@@ -40,6 +40,7 @@ async function serve(
 ): Promise<number> {
   const ownerArg = valueOf(args, "--owner-uid");
   const config = await loadConfig(paths.configFile);
+  log = log.withLevel(config.logLevel);
   const ownerUid = ownerArg !== undefined
     ? parseUid(ownerArg)
     : await installedOwnerUid(paths.installFile) ?? 0;

@@ -16,6 +16,11 @@ export class Logger {
     readonly fields: Record<string, unknown> = {},
   ) {}
 
+  /** The same logger writing only lines at `level` or above. */
+  withLevel(level: Level): Logger {
+    return new Logger(this.sink, level, this.fields);
+  }
+
   /** A logger that adds `fields` to every line. */
   with(fields: Record<string, unknown>): Logger {
     return new Logger(this.sink, this.level, { ...this.fields, ...fields });

@@ -128,6 +128,46 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       await assertNothingLeft(s);
     },
   },
+  "concurrent-rm": {
+    description:
+      "two concurrent vm run --rm get distinct VMs and both clean up",
+    core: false,
+    async run(s) {
+      const [a, b] = await Promise.all([
+        s.banger([
+          "vm",
+          "run",
+          "--rm",
+          "--",
+          "sh",
+          "-c",
+          "hostname; ip -4 -o addr show eth0",
+        ]),
+        s.banger([
+          "vm",
+          "run",
+          "--rm",
+          "--",
+          "sh",
+          "-c",
+          "hostname; ip -4 -o addr show eth0",
+        ]),
+      ]);
+      check(
+        a.code === 0 && b.code === 0,
+        `exit statuses ${a.code} and ${b.code}`,
+      );
+      const [hostA, addrA] = a.stdout.trim().split("\n");
+      const [hostB, addrB] = b.stdout.trim().split("\n");
+      check(hostA !== hostB, `both runs got the name "${hostA}"`);
+      const ipOf = (line = "") => line.match(/inet (\S+)/)?.[1];
+      check(
+        ipOf(addrA) && ipOf(addrA) !== ipOf(addrB),
+        `addresses ${addrA} / ${addrB}`,
+      );
+      await assertNothingLeft(s);
+    },
+  },
   "dry-run": {
     description: "--dry-run prints the exact file list and creates nothing",
     core: true,
