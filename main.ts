@@ -12,6 +12,7 @@ import { loadConfig } from "./src/config.ts";
 import { resolvePaths } from "./src/paths.ts";
 import {
   type Launcher,
+  outputPaths,
   type RoleConfig,
   roleOf,
   rolePermissions,
@@ -31,6 +32,7 @@ const worker = new Worker(new URL("./src/role_worker.ts", import.meta.url), {
       paths,
       launcher,
       await roleConfig(paths.configFile),
+      outputPaths(args),
     ),
   },
 });

@@ -80,6 +80,7 @@ export function rolePermissions(
   paths: Paths,
   launcher: Launcher,
   config: RoleConfig = { qemuBin: "qemu-system-x86_64", hostSlots: 254 },
+  outputs: readonly string[] = [],
 ): RolePermissions {
   const unix = (path: string) => `unix:${path}`;
   const userDirs = [paths.userStateDir, paths.userConfigDir];
@@ -93,6 +94,7 @@ export function rolePermissions(
           join(paths.home, ".ssh"),
           paths.daemonSocket,
           paths.helperSocket,
+          ...outputs,
         ],
         run: [...CLI_PROGRAMS, launcher.exec],
         net: [unix(paths.daemonSocket), unix(paths.helperSocket)],
@@ -149,6 +151,29 @@ export function rolePermissions(
         import: false,
       };
   }
+}
+
+/** CLI flags whose value is a file the user asks banger to write. */
+export const OUTPUT_FLAGS = ["--timings", "--output"];
+
+/**
+ * The files named on the command line for banger to write (the values of
+ * {@linkcode OUTPUT_FLAGS}): the CLI may write those and nothing else
+ * outside its own directories.
+ */
+export function outputPaths(args: readonly string[]): string[] {
+  const paths: string[] = [];
+  const end = args.indexOf("--");
+  const own = end >= 0 ? args.slice(0, end) : args;
+  own.forEach((arg, i) => {
+    for (const flag of OUTPUT_FLAGS) {
+      if (arg === flag && own[i + 1]) paths.push(own[i + 1]!);
+      else if (arg.startsWith(`${flag}=`)) {
+        paths.push(arg.slice(flag.length + 1));
+      }
+    }
+  });
+  return paths;
 }
 
 /** Chooses the role from the first argument. */

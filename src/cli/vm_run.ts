@@ -134,10 +134,18 @@ export async function executeVmRun(
   }
 
   let interrupted = false;
+  // Ctrl-C on a terminal reaches ssh too (same process group); a signal
+  // sent to banger alone is passed on to the running ssh, so that --rm
+  // cleanup runs either way.
   const onInterrupt = () => {
     interrupted = true;
+    try {
+      running?.kill("SIGTERM");
+    } catch {
+      // ssh already exited.
+    }
   };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  for (const signal of INTERRUPTS) Deno.addSignalListener(signal, onInterrupt);
   const progress = new Progress();
   let vm: VmInfo | undefined;
   const timings: Record<string, number> = {};
@@ -224,17 +232,29 @@ export async function executeVmRun(
         JSON.stringify(timings) + "\n",
       );
     }
-    Deno.removeSignalListener("SIGINT", onInterrupt);
+    for (const signal of INTERRUPTS) {
+      Deno.removeSignalListener(signal, onInterrupt);
+    }
   }
 }
 
+/** Signals that end a run early, still deleting an --rm VM. */
+const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/** The ssh session in progress, for the interrupt handler. */
+let running: Deno.ChildProcess | undefined;
+
 /** Runs ssh with the terminal attached; returns its exit status. */
 async function runSsh(args: string[]): Promise<number> {
-  const child = new Deno.Command("ssh", {
+  const child = running = new Deno.Command("ssh", {
     args,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  return (await child.status).code;
+  try {
+    return (await child.status).code;
+  } finally {
+    running = undefined;
+  }
 }

@@ -94,6 +94,18 @@ export class Scenario {
     return result;
   }
 
+  /** Starts `banger args…` without waiting for it. */
+  spawnBanger(args: string[]): Deno.ChildProcess {
+    this.log(`$ banger ${args.join(" ")} &`);
+    return new Deno.Command(Deno.execPath(), {
+      args: [...BANGER_FLAGS, MAIN_TS, ...args],
+      env: this.env,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  }
+
   /** Runs a host program inside the scenario's namespace. */
   async sh(program: string, args: string[], cwd?: string): Promise<Output> {
     return await exec(program, args, {

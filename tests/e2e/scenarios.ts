@@ -168,6 +168,26 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       await assertNothingLeft(s);
     },
   },
+  "interrupt-rm": {
+    description:
+      "a signal to banger during vm run --rm ends the command and still deletes the VM",
+    core: false,
+    async run(s) {
+      const child = s.spawnBanger(["vm", "run", "--rm", "--", "sleep", "600"]);
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline) {
+        const vms = await s.vms();
+        if (vms.some((v) => v.state === "running")) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      // Give the command time to start in the guest.
+      await new Promise((r) => setTimeout(r, 3000));
+      child.kill("SIGINT");
+      const status = await child.status;
+      check(status.code !== 0, "an interrupted run reported success");
+      await assertNothingLeft(s);
+    },
+  },
   "dry-run": {
     description: "--dry-run prints the exact file list and creates nothing",
     core: true,
