@@ -19,6 +19,7 @@ import {
 } from "../protocol/daemon.ts";
 import { handler, serveConnection } from "../rpc/server.ts";
 import { ensureKeyPair } from "../ssh/keys.ts";
+import { acquireInstanceLock } from "../util/instance_lock.ts";
 import { openLog } from "../util/log_file.ts";
 import { probePermissions } from "../util/probe.ts";
 import { VERSION } from "../version.ts";
@@ -64,7 +65,8 @@ export async function daemonMain(args: string[]): Promise<number> {
 async function serve(paths: Paths, log: Logger): Promise<number> {
   const config = await loadConfig(paths.configFile);
   log = log.withLevel(config.logLevel);
-  if (await socketAnswers(paths.daemonSocket)) {
+  const instance = await acquireInstanceLock(`${paths.runDir}/daemon.lock`);
+  if (!instance || await socketAnswers(paths.daemonSocket)) {
     log.error("another daemon is already serving", {
       socket: paths.daemonSocket,
     });

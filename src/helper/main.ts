@@ -7,6 +7,7 @@ import { parse as parseToml } from "smol-toml";
 import { loadConfig } from "../config.ts";
 import { resolvePaths } from "../paths.ts";
 import { parseCidr } from "../util/ipv4.ts";
+import { acquireInstanceLock } from "../util/instance_lock.ts";
 import { openLog } from "../util/log_file.ts";
 import { probePermissions } from "../util/probe.ts";
 import type { Logger } from "../util/log.ts";
@@ -49,6 +50,15 @@ async function serve(
   // without being able to list or replace it.
   await Deno.mkdir(paths.helperRunDir, { recursive: true, mode: 0o711 });
   await Deno.chmod(paths.helperRunDir, 0o711);
+  const instance = await acquireInstanceLock(
+    `${paths.helperRunDir}/helper.lock`,
+  );
+  if (!instance) {
+    log.error("another helper is already serving", {
+      socket: paths.helperSocket,
+    });
+    return 1;
+  }
   await Deno.writeTextFile(paths.helperPidFile, `${Deno.pid}\n`);
   await serveHelper(
     paths.helperSocket,

@@ -44,14 +44,17 @@ export async function ensureBridge(
 ): Promise<void> {
   if (!(await linkExists(name))) {
     // The bridge is the guests' default gateway and the host's leg in the
-    // guest network.
+    // guest network. Two creates can race here; the loser finds the
+    // winner's bridge and carries on.
     await step(`Cannot create bridge "${name}"`, [
       "link",
       "add",
       name,
       "type",
       "bridge",
-    ]);
+    ]).catch(async (error) => {
+      if (!(await linkExists(name))) throw error;
+    });
   }
 
   const addresses = await run("ip", ["-j", "addr", "show", "dev", name]);
@@ -61,9 +64,10 @@ export async function ensureBridge(
     link.addr_info?.some((a) => a.local === address && a.prefixlen === prefix)
   );
   if (!present) {
+    // "replace" is idempotent where "add" fails on a concurrent twin.
     await step(`Cannot add address ${address}/${prefix} to "${name}"`, [
       "addr",
-      "add",
+      "replace",
       `${address}/${prefix}`,
       "dev",
       name,

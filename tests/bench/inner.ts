@@ -156,7 +156,7 @@ try {
   const archiveMs = await timed(() =>
     exec("sh", [
       "-c",
-      `git -C "$1" archive HEAD | ssh "$@" 'mkdir -p /root/archive && tar -x -C /root/archive'`,
+      `repo="$1"; shift; git -C "$repo" archive HEAD | ssh "$@" 'mkdir -p /root/archive && tar -x -C /root/archive'`,
       "sh",
       repo,
       ...ssh.slice(0),

@@ -173,15 +173,34 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       "a signal to banger during vm run --rm ends the command and still deletes the VM",
     core: false,
     async run(s) {
-      const child = s.spawnBanger(["vm", "run", "--rm", "--", "sleep", "600"]);
-      const deadline = Date.now() + 180_000;
-      while (Date.now() < deadline) {
-        const vms = await s.vms();
-        if (vms.some((v) => v.state === "running")) break;
-        await new Promise((r) => setTimeout(r, 500));
+      const child = s.spawnBanger([
+        "vm",
+        "run",
+        "--rm",
+        "--name",
+        "sleeper",
+        "--",
+        "sleep",
+        "600",
+      ]);
+      // Wait until the command runs in the guest, so the signal interrupts
+      // it rather than the boot.
+      const deadline = Date.now() + 240_000;
+      let started = false;
+      while (!started && Date.now() < deadline) {
+        const probe = await s.banger([
+          "vm",
+          "ssh",
+          "sleeper",
+          "--",
+          "pgrep",
+          "-x",
+          "sleep",
+        ]);
+        started = probe.code === 0;
+        if (!started) await new Promise((r) => setTimeout(r, 1000));
       }
-      // Give the command time to start in the guest.
-      await new Promise((r) => setTimeout(r, 3000));
+      check(started, "the guest command never started");
       child.kill("SIGINT");
       const status = await child.status;
       check(status.code !== 0, "an interrupted run reported success");
