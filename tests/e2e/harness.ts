@@ -56,6 +56,10 @@ export class Scenario {
       HOME: this.home,
       BANGER_CACHE_DIR: this.cacheDir,
       NO_COLOR: "1",
+      // Deno keeps its module cache under HOME by default; the scenario's
+      // HOME is empty and its namespace has no network to fill it from.
+      DENO_DIR: Deno.env.get("DENO_DIR") ??
+        join(Deno.env.get("HOME") ?? "/root", ".cache/deno"),
     };
   }
 
