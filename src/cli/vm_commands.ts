@@ -24,6 +24,14 @@ import { validateVmName } from "../util/names.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 
+/** How idle VMs are stopped, for the help of commands that start VMs. */
+export const IDLE_HELP =
+  "\nIdle VMs: with auto_stop_stale_after = <seconds> in config.toml, the daemon\n" +
+  "stops a running VM after that long without banger activity on it (a start,\n" +
+  "or an open vm ssh / vm run session, which reports every 5 s). A plain\n" +
+  "`ssh name.vm` outside banger does not count. Values below 15 act as 15;\n" +
+  "0 (the default) never stops.\n";
+
 /** Largest vcpu count banger accepts. */
 const MAX_VCPU = 64;
 
@@ -113,7 +121,8 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     .option("--json", "print the VM as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  banger vm create --name api --memory 4G\n  banger vm create --no-start && banger vm start <name>\n",
+      "\nExamples:\n  banger vm create --name api --memory 4G\n  banger vm create --no-start && banger vm start <name>\n" +
+        IDLE_HELP,
     )
     .action(async (flags: {
       name?: string;
@@ -188,7 +197,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     "vm.start",
     "started",
     "Boot stopped VMs (their disks and /root data are kept).",
-  );
+  ).addHelpText("after", IDLE_HELP);
   batch(
     "stop",
     "vm.stop",

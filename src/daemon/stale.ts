@@ -5,6 +5,7 @@
  * command had an ssh session or command open in it (`vm ssh`, `vm run`,
  * `vm exec` report activity when they begin, every
  * {@linkcode ACTIVITY_HEARTBEAT_MS} while they last, and when they end).
+ * Limits below {@linkcode MIN_STALE_SECONDS} act as that minimum.
  * A plain `ssh name.vm` outside banger is invisible to the daemon and does
  * not count.
  *
@@ -12,7 +13,13 @@
  */
 
 /** How often a long banger session tells the daemon the VM is in use. */
-export const ACTIVITY_HEARTBEAT_MS = 30_000;
+export const ACTIVITY_HEARTBEAT_MS = 5_000;
+
+/**
+ * The shortest idle limit honoured: three heartbeats, so that a late
+ * heartbeat of an open session never makes its VM look idle.
+ */
+export const MIN_STALE_SECONDS = (3 * ACTIVITY_HEARTBEAT_MS) / 1000;
 
 /** A running VM as the stale check sees it. */
 export interface StaleCandidate {
@@ -50,7 +57,8 @@ export class StaleStopper {
 
   /** How often {@linkcode start} checks: a quarter of the limit, 1-30 s. */
   get intervalMs(): number {
-    return Math.min(30_000, Math.max(1000, this.#o.afterSeconds * 250));
+    const seconds = Math.max(this.#o.afterSeconds, MIN_STALE_SECONDS);
+    return Math.min(30_000, Math.max(1000, seconds * 250));
   }
 
   /**
@@ -59,7 +67,7 @@ export class StaleStopper {
    */
   tick(): string[] {
     if (this.#o.afterSeconds <= 0) return [];
-    const limit = this.#o.afterSeconds * 1000;
+    const limit = Math.max(this.#o.afterSeconds, MIN_STALE_SECONDS) * 1000;
     const now = this.#now();
     const started: string[] = [];
     for (const vm of this.#o.running()) {

@@ -34,6 +34,9 @@ Deno.test("StaleStopper stops only VMs idle for longer than the limit", () => {
   const t = setup(60, vms);
   t.advance(59_000);
   assert.deepEqual(t.stopper.tick(), []);
+  t.advance(-59_000);
+  t.advance(59_000);
+  assert.deepEqual(t.stopper.tick(), []);
   vms[1]!.lastActiveMs = t.now();
   t.advance(2_000);
   assert.deepEqual(t.stopper.tick(), ["a"]);
@@ -41,7 +44,7 @@ Deno.test("StaleStopper stops only VMs idle for longer than the limit", () => {
 });
 
 Deno.test("StaleStopper does not start a second stop while one runs", async () => {
-  const t = setup(10, [{ id: "a", name: "slow", lastActiveMs: 1_000_000 }]);
+  const t = setup(20, [{ id: "a", name: "slow", lastActiveMs: 1_000_000 }]);
   t.advance(20_000);
   assert.deepEqual(t.stopper.tick(), ["a"]);
   t.advance(5_000);
@@ -67,7 +70,15 @@ Deno.test("StaleStopper checks a quarter of the limit, between 1 and 30 s", () =
       running: () => [],
       stop: () => Promise.resolve(),
     }).intervalMs;
-  assert.equal(at(2), 1000);
+  assert.equal(at(2), 3750); // limits below 15 s act as 15 s
   assert.equal(at(40), 10_000);
   assert.equal(at(3600), 30_000);
+});
+
+Deno.test("StaleStopper treats limits below three heartbeats as the minimum", () => {
+  const t = setup(5, [{ id: "a", name: "short", lastActiveMs: 1_000_000 }]);
+  t.advance(10_000);
+  assert.deepEqual(t.stopper.tick(), [], "stopped between two heartbeats");
+  t.advance(6_000);
+  assert.deepEqual(t.stopper.tick(), ["a"]);
 });

@@ -15,7 +15,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { Config } from "../config.ts";
+import type { Config, Sourced } from "../config.ts";
 import { type Paths, vmmSocket } from "../paths.ts";
 import {
   type BatchResult,
@@ -897,10 +897,14 @@ export class VmService {
       );
     }
     const d = config.vmDefaults;
+    // `vm run` sends the defaults it showed the user; a value equal to the
+    // default is explained by the default's source, not by a flag.
+    const from = (given: number | undefined, def: Sourced<number>) =>
+      given === undefined || given === def.value ? def.from : "flag";
     const specFrom: SpecFrom = {
-      vcpu: params.vcpu === undefined ? d.vcpu.from : "flag",
-      memory: params.memoryMib === undefined ? d.memoryMib.from : "flag",
-      disk: params.diskMib === undefined ? d.diskMib.from : "flag",
+      vcpu: from(params.vcpu, d.vcpu),
+      memory: from(params.memoryMib, d.memoryMib),
+      disk: from(params.diskMib, d.diskMib),
     };
     const now = this.#iso();
     const row: VmRow = {

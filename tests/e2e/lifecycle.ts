@@ -51,8 +51,11 @@ async function bootId(s: Scenario, name: string): Promise<string> {
   return id;
 }
 
+/** True when `pid` runs (a zombie has exited: only its reaping is due). */
 async function processAlive(s: Scenario, pid: number): Promise<boolean> {
-  return (await s.sh("kill", ["-0", String(pid)])).code === 0;
+  const out = await s.sh("ps", ["-o", "stat=", "-p", String(pid)]);
+  const stat = out.stdout.trim();
+  return out.code === 0 && stat !== "" && !stat.startsWith("Z");
 }
 
 /** The VM holds no host resources: no VMM, tap or handles file. */
@@ -278,6 +281,44 @@ export const LIFECYCLE_SCENARIOS: Record<string, ScenarioDef> = {
       await s.banger(["vm", "delete", ...vms.map((v) => v.name)], {
         expectCode: 0,
       });
+      await assertNothingLeft(s);
+    },
+  },
+  "auto-stop-stale": {
+    description:
+      "auto_stop_stale_after stops an idle VM, but not during a long vm ssh session",
+    core: false,
+    async run(s) {
+      const limit = 20;
+      await Deno.mkdir(join(s.root, "etc/banger"), { recursive: true });
+      await Deno.writeTextFile(
+        join(s.root, "etc/banger/config.toml"),
+        `auto_stop_stale_after = ${limit}\n`,
+      );
+      const vm = await create(s, ["--name", "sleepy"]);
+      // A session longer than the limit keeps the VM in use throughout.
+      await s.banger(["vm", "ssh", "sleepy", "--", `sleep ${limit + 10}`], {
+        expectCode: 0,
+      });
+      const during = await show(s, "sleepy");
+      check(
+        during.state === "running",
+        `stopped during a session: ${during.state}`,
+      );
+      const idleSince = performance.now();
+      let state = during.state;
+      while (state === "running" && performance.now() - idleSince < 120_000) {
+        await new Promise((r) => setTimeout(r, 2000));
+        state = (await show(s, "sleepy")).state;
+      }
+      const idle = (performance.now() - idleSince) / 1000;
+      check(
+        state === "stopped",
+        `still ${state} after ${idle.toFixed(0)}s idle`,
+      );
+      check(idle >= limit - 2, `stopped after only ${idle.toFixed(0)}s idle`);
+      await assertReleased(s, vm);
+      await s.banger(["vm", "delete", "sleepy"], { expectCode: 0 });
       await assertNothingLeft(s);
     },
   },
