@@ -111,12 +111,7 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
   const stale = new StaleStopper({
     afterSeconds: config.autoStopStaleAfter,
     running: () => vms.staleCandidates(),
-    stop: (id) => vms.stop([id], { log, progress: () => {} }),
-    onStop: (vm, idleMs) =>
-      log.info("stopping idle VM", {
-        vm: vm.name,
-        idleSeconds: Math.round(idleMs / 1000),
-      }),
+    stop: (id, limitMs) => vms.stopIfIdle(id, limitMs, log),
     onError: (vm, error) =>
       log.warn("cannot stop idle VM", { vm: vm.name, error: String(error) }),
   });

@@ -35,8 +35,12 @@ export interface StaleStopperOptions {
   afterSeconds: number;
   /** The running VMs. */
   running(): StaleCandidate[];
-  /** Stops one VM (errors are reported through `onError`). */
-  stop(id: string): Promise<unknown>;
+  /**
+   * Stops one VM unless it was used within `limitMs` by the time its lock
+   * is free (a create or session may hold it and report activity before
+   * letting go). Errors are reported through `onError`.
+   */
+  stop(id: string, limitMs: number): Promise<unknown>;
   now?: () => number;
   onStop?: (vm: StaleCandidate, idleMs: number) => void;
   onError?: (vm: StaleCandidate, error: unknown) => void;
@@ -76,7 +80,7 @@ export class StaleStopper {
       this.#stopping.add(vm.id);
       started.push(vm.id);
       this.#o.onStop?.(vm, idle);
-      this.#o.stop(vm.id)
+      this.#o.stop(vm.id, limit)
         .catch((error) => this.#o.onError?.(vm, error))
         .finally(() => this.#stopping.delete(vm.id));
     }

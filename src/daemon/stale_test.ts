@@ -9,7 +9,8 @@ function setup(afterSeconds: number, vms: StaleCandidate[]) {
     afterSeconds,
     running: () => vms,
     now: () => now,
-    stop: (id) => {
+    stop: (id, limitMs) => {
+      assert.equal(limitMs, Math.max(afterSeconds, 15) * 1000);
       stopped.push(id);
       return new Promise<void>((resolve) => pending.push(resolve));
     },

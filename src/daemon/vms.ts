@@ -252,6 +252,27 @@ export class VmService {
     });
   }
 
+  /**
+   * Stops a VM cleanly if it is still running and has had no activity for
+   * `idleMs` once its lock is free; returns whether it stopped. The check
+   * is repeated under the lock because a create or start holding it
+   * records activity when it finishes.
+   */
+  async stopIfIdle(id: string, idleMs: number, log: Logger): Promise<boolean> {
+    return await this.#locks.run(id, async () => {
+      const row = this.o.db.vmById(id);
+      if (row?.state !== "running") return false;
+      const last = Date.parse(row.last_active_at ?? row.updated_at);
+      if (this.#now() - last < idleMs) return false;
+      log.info("stopping idle VM", {
+        vm: row.name,
+        idleSeconds: Math.round((this.#now() - last) / 1000),
+      });
+      await this.#shutdown(row, { kind: "stop" }, log);
+      return true;
+    });
+  }
+
   /** Restarts VMs: a clean stop, then a start (a real reboot). */
   async restart(refs: string[], ctx: Ctx): Promise<BatchResult> {
     return await this.#batch(refs, async (id) => {

@@ -92,7 +92,7 @@ interface Env {
   net: FakeNetwork;
   vmm: FakeVmm;
   guestCalls: string[];
-  service(failAfterStage?: CreateStage): VmService;
+  service(failAfterStage?: CreateStage, now?: () => number): VmService;
   vmDirs(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -131,7 +131,7 @@ async function setup(): Promise<Env> {
     net,
     vmm,
     guestCalls,
-    service: (failAfterStage?: CreateStage) =>
+    service: (failAfterStage?: CreateStage, now?: () => number) =>
       new VmService({
         db,
         paths,
@@ -146,6 +146,7 @@ async function setup(): Promise<Env> {
         failAfterStage,
         guest: fakeGuest(vmm, guestCalls),
         stopGraceMs: 200,
+        ...(now ? { now } : {}),
       }),
     async vmDirs() {
       const names = [];
@@ -495,6 +496,31 @@ Deno.test("prune deletes stopped VMs and keeps running ones", async () => {
       detail: "kept: it is running",
     });
     assert.deepEqual(vms.list().map((v) => v.name), ["up"]);
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("stopIfIdle() stops a VM only once it has been idle long enough", async () => {
+  const env = await setup();
+  try {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    const vms = env.service(undefined, () => now);
+    const { vm } = await vms.create({ name: "dozy" }, ctx);
+    now += 30_000;
+    assert.equal(await vms.stopIfIdle(vm.id, 60_000, silent), false);
+    vms.touch("dozy");
+    now += 45_000;
+    assert.equal(
+      await vms.stopIfIdle(vm.id, 60_000, silent),
+      false,
+      "stopped 45 s after activity",
+    );
+    now += 20_000;
+    assert.equal(await vms.stopIfIdle(vm.id, 60_000, silent), true);
+    assert.equal(vms.get("dozy").state, "stopped");
+    assert.deepEqual(env.guestCalls, ["poweroff dozy"]);
+    assert.equal(await vms.stopIfIdle(vm.id, 60_000, silent), false);
   } finally {
     await env.close();
   }
