@@ -24,6 +24,8 @@ import { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
 import { probePermissions } from "../util/probe.ts";
+import { addVmLifecycleCommands, reportBatch } from "./vm_commands.ts";
+import { withActivity } from "./activity.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
 
@@ -156,6 +158,12 @@ export async function cliMain(
   program.command("ps").description("list VMs (same as vm list)")
     .option("--json", "print JSON").action(listAction);
 
+  addVmLifecycleCommands(vm, {
+    daemon,
+    config,
+    setStatus: (code) => (status = Math.max(status, code)),
+  });
+
   vm.command("show").description("show one VM").argument("<vm>")
     .option("--json", "print JSON")
     .action(async (ref: string, flags: { json?: boolean }) => {
@@ -163,7 +171,10 @@ export async function cliMain(
       if (flags.json) out(JSON.stringify(info, null, 2) + "\n");
       else {
         for (const [key, value] of Object.entries(info)) {
-          out(`${key}: ${value ?? "-"}\n`);
+          const text = value !== null && typeof value === "object"
+            ? Object.entries(value).map(([k, v]) => `${k}=${v}`).join(", ")
+            : value;
+          out(`${key}: ${text ?? "-"}\n`);
         }
       }
     });
@@ -178,13 +189,7 @@ export async function cliMain(
         { refs },
         BatchResultSchema,
       );
-      for (const r of results) {
-        if (r.ok) out(`${r.ref}: deleted\n`);
-        else {
-          printError(r.error?.message ?? `Cannot delete "${r.ref}"`);
-          status = 1;
-        }
-      }
+      status = Math.max(status, reportBatch(results, "deleted"));
     });
 
   vm.command("logs").description("print a VM's serial console").argument("<vm>")
@@ -200,6 +205,11 @@ export async function cliMain(
     .argument("<vm>")
     .action(async (ref: string) => {
       const info = await daemon.call("vm.get", { ref }, VmInfoSchema);
+      if (info.state !== "running") {
+        throw new Error(
+          `Cannot ssh into VM "${info.name}": it is ${info.state}; start it with "banger vm start ${info.name}"`,
+        );
+      }
       const tty = passthrough === undefined && Deno.stdin.isTerminal();
       const child = new Deno.Command("ssh", {
         args: [
@@ -210,7 +220,11 @@ export async function cliMain(
         stdout: "inherit",
         stderr: "inherit",
       }).spawn();
-      status = (await child.status).code;
+      status = await withActivity(
+        daemon,
+        info.id,
+        async () => (await child.status).code,
+      );
     });
 
   const image = program.command("image").description("build and list images");

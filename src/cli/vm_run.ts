@@ -20,6 +20,7 @@ import {
 } from "../workspace/git.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, Progress } from "./output.ts";
+import { withActivity } from "./activity.ts";
 
 /** Flags of `vm run` as commander hands them over. */
 export interface VmRunFlags {
@@ -175,7 +176,8 @@ export async function executeVmRun(
     mark = performance.now();
     if (interrupted) return 130;
 
-    const sshBase = sshArgs(ssh, { name: vm.name, ip: vm.ip });
+    const target = { name: vm.name, ip: vm.ip };
+    const sshBase = sshArgs(ssh, target);
     if (plan.repo && plan.files) {
       progress.update("workspace", `${plan.files.files.length} files`);
       await copyWorkspace(plan.repo, plan.files, {
@@ -195,17 +197,19 @@ export async function executeVmRun(
         shellJoin(plan.command)
       }`;
       const tty = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
-      const code = await runSsh([
-        ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty }),
-        remote,
-      ]);
+      const code = await withActivity(daemon, vm.id, () =>
+        runSsh([
+          ...sshArgs(ssh, { ...target, tty }),
+          remote,
+        ]));
       lap("command");
       return code;
     }
-    const code = await runSsh([
-      ...sshArgs(ssh, { name: vm.name, ip: vm.ip, tty: true }),
-      `cd ${shellJoin([cwd])} && exec bash -l`,
-    ]);
+    const code = await withActivity(daemon, vm.id, () =>
+      runSsh([
+        ...sshArgs(ssh, { ...target, tty: true }),
+        `cd ${shellJoin([cwd])} && exec bash -l`,
+      ]));
     if (!plan.rm) {
       note(
         `VM "${vm.name}" is still running; delete it with "banger vm delete ${vm.name}"`,

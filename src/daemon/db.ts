@@ -32,6 +32,12 @@ const MIGRATIONS: string[] = [
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
    );`,
+  // The handles mirror lets cleanup find a VM's VMM and tap when its
+  // handles file is lost; spec_from records where each size came from;
+  // last_active_at feeds auto_stop_stale_after.
+  `ALTER TABLE vms ADD COLUMN handles TEXT;
+   ALTER TABLE vms ADD COLUMN spec_from TEXT;
+   ALTER TABLE vms ADD COLUMN last_active_at TEXT;`,
 ];
 
 /** A VM row as stored. */
@@ -50,7 +56,15 @@ export interface VmRow {
   workspace: string | null;
   created_at: string;
   updated_at: string;
+  /** JSON of the durable handles while the VM holds host resources. */
+  handles?: string | null;
+  /** JSON of {@linkcode SpecFrom}. */
+  spec_from?: string | null;
+  last_active_at?: string | null;
 }
+
+/** Where a VM's vcpu, memory and disk values came from. */
+export type SpecFrom = Record<"vcpu" | "memory" | "disk", string>;
 
 /** An image row as stored. */
 export interface ImageRow {
@@ -131,8 +145,9 @@ export class StateDb {
   insertVm(row: VmRow): void {
     this.db.prepare(
       `INSERT INTO vms (id, name, state, image, vmm, ip, tap, vcpu, memory_mib,
-         disk_mib, pid, workspace, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         disk_mib, pid, workspace, created_at, updated_at, handles, spec_from,
+         last_active_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.name,
@@ -148,12 +163,26 @@ export class StateDb {
       row.workspace,
       row.created_at,
       row.updated_at,
+      row.handles ?? null,
+      row.spec_from ?? null,
+      row.last_active_at ?? null,
     );
   }
 
   updateVm(
     id: string,
-    fields: Partial<Pick<VmRow, "state" | "pid" | "workspace">>,
+    fields: Partial<
+      Pick<
+        VmRow,
+        | "state"
+        | "pid"
+        | "workspace"
+        | "handles"
+        | "vcpu"
+        | "memory_mib"
+        | "last_active_at"
+      >
+    >,
   ): void {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
     if (keys.length === 0) return;
@@ -208,5 +237,16 @@ export function vmInfo(row: VmRow, dir: string): VmInfo {
     workspace: row.workspace,
     createdAt: row.created_at,
     dir,
+    specFrom: parseSpecFrom(row.spec_from),
+    lastActiveAt: row.last_active_at ?? null,
   };
+}
+
+function parseSpecFrom(text: string | null | undefined): SpecFrom | null {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as SpecFrom;
+  } catch {
+    return null;
+  }
 }

@@ -13,8 +13,11 @@ import {
   EmptySchema,
   ImageBuildParamsSchema,
   VmCreateParamsSchema,
+  VmKillParamsSchema,
+  VmPruneParamsSchema,
   VmRefParamsSchema,
   VmRefsParamsSchema,
+  VmSetParamsSchema,
   VmSetWorkspaceParamsSchema,
 } from "../protocol/daemon.ts";
 import { handler, serveConnection } from "../rpc/server.ts";
@@ -27,7 +30,11 @@ import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
 import { StateDb } from "./db.ts";
 import { HelperClient } from "./host_network.ts";
 import { type Image, ImageService } from "./images.ts";
+import { StaleStopper } from "./stale.ts";
 import { CREATE_STAGES, type CreateStage, VmService } from "./vms.ts";
+
+/** How often VMs whose VMM exited on its own are cleaned up. */
+const REAP_INTERVAL_MS = 10_000;
 
 /** Seconds to wait for sshd: TCG boots take 15-25 s here, KVM a few. */
 const SSH_TIMEOUT_SECONDS = { tcg: 180, kvm: 60 } as const;
@@ -109,6 +116,15 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
       : undefined,
   });
   await vms.reconcile(log);
+  const stale = new StaleStopper({
+    afterSeconds: config.autoStopStaleAfter,
+    running: () => vms.staleCandidates(),
+    stop: (id, limitMs) => vms.stopIfIdle(id, limitMs, log),
+    onError: (vm, error) =>
+      log.warn("cannot stop idle VM", { vm: vm.name, error: String(error) }),
+  });
+  stale.start();
+  const reaper = setInterval(() => void vms.reapDead(log), REAP_INTERVAL_MS);
 
   const listener = Deno.listen({
     transport: "unix",
@@ -147,6 +163,26 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
       VmRefsParamsSchema,
       (p, ctx) => vms.delete(p.refs, ctx.log),
     ),
+    "vm.start": handler(VmRefsParamsSchema, (p, ctx) => vms.start(p.refs, ctx)),
+    "vm.stop": handler(VmRefsParamsSchema, (p, ctx) => vms.stop(p.refs, ctx)),
+    "vm.restart": handler(
+      VmRefsParamsSchema,
+      (p, ctx) => vms.restart(p.refs, ctx),
+    ),
+    "vm.kill": handler(
+      VmKillParamsSchema,
+      (p, ctx) => vms.kill(p.refs, p.signal ?? "KILL", ctx),
+    ),
+    "vm.prune": handler(
+      VmPruneParamsSchema,
+      (p, ctx) => vms.prune(p.refs, ctx.log),
+    ),
+    "vm.set": handler(VmSetParamsSchema, (p) => vms.set(p.ref, p)),
+    "vm.stats": handler(VmRefParamsSchema, (p) => vms.stats(p.ref)),
+    "vm.touch": handler(
+      VmRefParamsSchema,
+      (p) => Promise.resolve(vms.touch(p.ref)),
+    ),
     "vm.set_workspace": handler(
       VmSetWorkspaceParamsSchema,
       (p) => Promise.resolve(vms.setWorkspace(p.ref, p.workspace)),
@@ -168,6 +204,8 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
   } catch (error) {
     if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
+  stale.close();
+  clearInterval(reaper);
   // Running VMs are left alone: their VMMs live in their own sessions and
   // the next daemon adopts them.
   log.info("stopped");

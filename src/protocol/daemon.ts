@@ -36,6 +36,9 @@ export const VmInfoSchema = z.strictObject({
   workspace: z.string().nullable(),
   createdAt: z.string(),
   dir: z.string(),
+  /** Where vcpu, memory and disk came from: flag, config, host, built-in. */
+  specFrom: z.record(z.string(), z.string()).nullable(),
+  lastActiveAt: z.string().nullable(),
 });
 export type VmInfo = z.infer<typeof VmInfoSchema>;
 
@@ -52,6 +55,8 @@ export const VmCreateParamsSchema = z.strictObject({
   memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
   diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),
   workspace: z.string().max(4096).optional(),
+  /** false: make the disks and stop there (`vm create --no-start`). */
+  start: z.boolean().optional(),
 });
 export type VmCreateParams = z.infer<typeof VmCreateParamsSchema>;
 
@@ -76,6 +81,8 @@ export const VmListResultSchema = z.array(VmInfoSchema);
 export const BatchResultSchema = z.array(z.strictObject({
   ref: z.string(),
   ok: z.boolean(),
+  /** A note for people, e.g. "already running". */
+  detail: z.string().optional(),
   error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
 }));
 export type BatchResult = z.infer<typeof BatchResultSchema>;
@@ -97,3 +104,40 @@ export const ImageBuildParamsSchema = z.strictObject({
   name: z.string().min(1).max(64),
 });
 export const ImageListResultSchema = z.array(ImageInfoSchema);
+
+/** Signals `vm kill --signal` accepts. */
+export const KILL_SIGNALS = ["KILL", "TERM", "INT", "HUP", "QUIT"] as const;
+
+export const VmKillParamsSchema = z.strictObject({
+  refs: z.array(z.string().min(1).max(128)).min(1).max(256),
+  signal: z.enum(KILL_SIGNALS).optional(),
+});
+
+export const VmSetParamsSchema = z.strictObject({
+  ref: z.string().min(1).max(128),
+  vcpu: z.number().int().positive().max(64).optional(),
+  memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
+});
+
+/** `vm prune`: delete these VMs if they are still not running. */
+export const VmPruneParamsSchema = z.strictObject({
+  refs: z.array(z.string().min(1).max(128)).max(4096),
+});
+
+/** Host-side usage of one VM. */
+export const VmStatsSchema = z.strictObject({
+  name: z.string(),
+  state: VmStateSchema,
+  pid: z.number().int().nullable(),
+  /** Percent of one CPU over the VMM's lifetime, as ps reports it. */
+  cpuPercent: z.number().nullable(),
+  rssMib: z.number().nullable(),
+  uptimeSeconds: z.number().int().nullable(),
+  disks: z.array(z.strictObject({
+    file: z.string(),
+    sizeMib: z.number(),
+    usedMib: z.number(),
+  })),
+  diskUsedMib: z.number(),
+});
+export type VmStats = z.infer<typeof VmStatsSchema>;

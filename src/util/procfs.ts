@@ -33,3 +33,18 @@ export async function processInfo(
 export async function sendSignal(pid: number, signal: string): Promise<void> {
   await run("kill", ["-s", signal, String(pid)], { okCodes: [0, 1] });
 }
+
+/**
+ * Pids of live (non-zombie) processes whose command line contains
+ * `marker`. Requires `--allow-run` for ps.
+ */
+export async function findProcesses(marker: string): Promise<number[]> {
+  const result = await run("ps", ["-e", "-o", "pid=,stat=,args="]);
+  const pids: number[] = [];
+  for (const line of result.stdout.split("\n")) {
+    const match = line.trim().match(/^(\d+)\s+(\S+)\s+(.*)$/);
+    if (!match || match[2]!.startsWith("Z")) continue;
+    if (match[3]!.includes(marker)) pids.push(Number(match[1]));
+  }
+  return pids;
+}

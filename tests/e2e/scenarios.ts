@@ -5,6 +5,7 @@
  * @module
  */
 import { check, type Scenario } from "./harness.ts";
+import { LIFECYCLE_SCENARIOS } from "./lifecycle.ts";
 
 /** One named scenario. */
 export interface ScenarioDef {
@@ -263,6 +264,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       await assertNothingLeft(s);
     },
   },
+  ...LIFECYCLE_SCENARIOS,
 };
 
 /** No VM row, tap, VM directory or VMM process may remain. */
