@@ -53,8 +53,15 @@ export const DAEMON_PROGRAMS = [
   "kill",
 ];
 
-/** Programs the helper runs: network plumbing only. */
-export const HELPER_PROGRAMS = ["ip", "nft"];
+/**
+ * Programs the helper runs: network plumbing only. `sysctl` turns IPv4
+ * forwarding on (Deno refuses /proc writes without --allow-all);
+ * `resolvectl` routes `~vm` where systemd-resolved runs.
+ */
+export const HELPER_PROGRAMS = ["ip", "nft", "sysctl", "resolvectl"];
+
+/** Where systemd-resolved's socket shows that it runs (helper reads it). */
+export const RESOLVED_RUN_DIR = "/run/systemd/resolve";
 
 /** Programs the CLI runs: ssh sessions, the workspace copy, and itself. */
 export const CLI_PROGRAMS = ["ssh", "git", "tar", "setsid"];
@@ -137,7 +144,12 @@ export function rolePermissions(
       };
     case "helper":
       return {
-        read: [paths.configDir, paths.stateDir, paths.helperRunDir],
+        read: [
+          paths.configDir,
+          paths.stateDir,
+          paths.helperRunDir,
+          RESOLVED_RUN_DIR,
+        ],
         write: [paths.helperRunDir, paths.stateDir],
         run: HELPER_PROGRAMS,
         net: [unix(paths.helperSocket)],
