@@ -12,6 +12,8 @@
  */
 import { join } from "node:path";
 import { type Paths, vmmSocket } from "./paths.ts";
+import { formatIpv4, parseCidr } from "./util/ipv4.ts";
+import { DEFAULTS } from "./config.ts";
 
 export type Role = "cli" | "daemon" | "helper";
 
@@ -75,6 +77,22 @@ export interface RoleConfig {
   qemuBin: string;
   /** Number of guest address slots (host addresses in the range). */
   hostSlots: number;
+  /** The guest range; the CLI may connect to its hosts (ssh-proxy). */
+  cidr?: string;
+}
+
+/**
+ * The guest addresses of `cidr` (at most {@linkcode MAX_VMM_SOCKETS}, the
+ * most VMs the daemon can reach anyway). Deno's net permission takes hosts,
+ * not ranges, hence the list.
+ */
+export function guestHosts(cidr: string): string[] {
+  const range = parseCidr(cidr);
+  const count = Math.min(range.size - 2, MAX_VMM_SOCKETS);
+  return Array.from(
+    { length: count },
+    (_, i) => formatIpv4(range.network + i + 1),
+  );
 }
 
 /**
@@ -102,7 +120,12 @@ export function rolePermissions(
           paths.helperSocket,
         ],
         run: [...CLI_PROGRAMS, launcher.exec],
-        net: [unix(paths.daemonSocket), unix(paths.helperSocket)],
+        net: [
+          unix(paths.daemonSocket),
+          unix(paths.helperSocket),
+          // `banger internal ssh-proxy` relays ssh to guests.
+          ...guestHosts(config.cidr ?? DEFAULTS.cidr),
+        ],
         env: true,
         sys: true,
         ffi: false,

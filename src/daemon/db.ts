@@ -32,6 +32,9 @@ const MIGRATIONS: string[] = [
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
    );`,
+  // 2: opt-in NAT (`vm run --nat`), kept so stop/start and reconcile can
+  // restore or remove the guest's rules.
+  `ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** A VM row as stored. */
@@ -48,6 +51,8 @@ export interface VmRow {
   disk_mib: number;
   pid: number | null;
   workspace: string | null;
+  /** 1 when the guest has NAT (`--nat`), else 0. */
+  nat: number;
   created_at: string;
   updated_at: string;
 }
@@ -131,8 +136,8 @@ export class StateDb {
   insertVm(row: VmRow): void {
     this.db.prepare(
       `INSERT INTO vms (id, name, state, image, vmm, ip, tap, vcpu, memory_mib,
-         disk_mib, pid, workspace, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         disk_mib, pid, workspace, created_at, updated_at, nat)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.name,
@@ -148,6 +153,7 @@ export class StateDb {
       row.workspace,
       row.created_at,
       row.updated_at,
+      row.nat,
     );
   }
 
@@ -206,6 +212,7 @@ export function vmInfo(row: VmRow, dir: string): VmInfo {
     diskMib: row.disk_mib,
     pid: row.pid,
     workspace: row.workspace,
+    nat: row.nat === 1,
     createdAt: row.created_at,
     dir,
   };

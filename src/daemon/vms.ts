@@ -38,6 +38,7 @@ import {
 import type { HostNetwork } from "./host_network.ts";
 import type { ImageService } from "./images.ts";
 import { waitForGuest } from "./guest_wait.ts";
+import { natOnStart, natOnStop } from "./nat.ts";
 import { ROOT_LABEL } from "../image/guest_files.ts";
 
 /** Stages of a create, in order, as users see them in progress output. */
@@ -66,6 +67,8 @@ export interface VmServiceOptions {
   sshTimeoutMs: number;
   /** Test hook: fail a create right after this stage. */
   failAfterStage?: CreateStage | undefined;
+  /** Called after each ensure of the bridge (e.g. to route `~vm` DNS). */
+  afterBridge?: () => Promise<void>;
 }
 
 /** A step that undoes part of a create. */
@@ -174,6 +177,13 @@ export class VmService {
           this.o.config.bridgeName,
           this.o.ownerUid,
         );
+        // network: NAT rules (--nat) and DNS routing; see nat.ts.
+        undo.push({
+          what: `remove NAT rules of tap "${row.tap}"`,
+          run: () => natOnStop(this.o.network, row),
+        });
+        await natOnStart(this.o.network, row, this.o.config.bridgeName);
+        await this.o.afterBridge?.();
         done("network");
 
         stage("vmm", this.o.vmm.name);
@@ -327,6 +337,11 @@ export class VmService {
         what: `delete tap "${row.tap}"`,
         run: () => this.o.network.deleteTap(row.tap),
       },
+      // network: NAT rules go with the tap; see nat.ts.
+      {
+        what: `remove NAT rules of tap "${row.tap}"`,
+        run: () => natOnStop(this.o.network, row),
+      },
       {
         what: "remove the VM directory",
         run: () =>
@@ -373,6 +388,14 @@ export class VmService {
         : false;
       if (alive && row.state === "running") {
         log.info("adopted running VM", { vm: row.name, pid });
+        // network: NAT rules are restored if a crash lost them; see nat.ts.
+        await natOnStart(this.o.network, row, this.o.config.bridgeName)
+          .catch((e) =>
+            log.warn("cannot restore NAT rules", {
+              vm: row.name,
+              error: String(e),
+            })
+          );
         continue;
       }
       if (row.state === "creating") {
@@ -386,6 +409,11 @@ export class VmService {
         {
           what: `delete tap "${row.tap}"`,
           run: () => this.o.network.deleteTap(row.tap),
+        },
+        // network: NAT rules of the dead VM, from its row; see nat.ts.
+        {
+          what: `remove NAT rules of tap "${row.tap}"`,
+          run: () => natOnStop(this.o.network, row),
         },
       ]);
       this.o.db.updateVm(row.id, {
@@ -443,6 +471,7 @@ export class VmService {
       disk_mib: params.diskMib ?? config.vmDefaults.diskMib.value,
       pid: null,
       workspace: params.workspace ?? null,
+      nat: params.nat ? 1 : 0,
       created_at: now,
       updated_at: now,
     };

@@ -34,6 +34,8 @@ export const VmInfoSchema = z.strictObject({
   diskMib: z.number().int(),
   pid: z.number().int().nullable(),
   workspace: z.string().nullable(),
+  /** Opt-in NAT: the guest reaches beyond the host through masquerade. */
+  nat: z.boolean(),
   createdAt: z.string(),
   dir: z.string(),
 });
@@ -52,6 +54,7 @@ export const VmCreateParamsSchema = z.strictObject({
   memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
   diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),
   workspace: z.string().max(4096).optional(),
+  nat: z.boolean().optional(),
 });
 export type VmCreateParams = z.infer<typeof VmCreateParamsSchema>;
 

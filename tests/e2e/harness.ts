@@ -20,6 +20,13 @@ export const BANGER_FLAGS = [
   "--allow-sys",
 ];
 
+/**
+ * Deno's module cache. It follows HOME by default, and scenarios get a
+ * HOME of their own inside a namespace with no network to fill a new one.
+ */
+export const DENO_DIR = Deno.env.get("DENO_DIR") ??
+  join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
+
 /** The repository's main.ts. */
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -56,6 +63,7 @@ export class Scenario {
       HOME: this.home,
       BANGER_CACHE_DIR: this.cacheDir,
       NO_COLOR: "1",
+      DENO_DIR: DENO_DIR,
     };
   }
 

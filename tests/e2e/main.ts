@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { BANGER_FLAGS, exec, MAIN_TS } from "./harness.ts";
+import { BANGER_FLAGS, DENO_DIR, exec, MAIN_TS } from "./harness.ts";
 import { SCENARIOS } from "./scenarios.ts";
 
 const RUN_ONE = new URL("./run_one.ts", import.meta.url).pathname;
@@ -150,6 +150,7 @@ async function prebuildImage(): Promise<void> {
     HOME: join(root, "home"),
     BANGER_CACHE_DIR: cacheDir,
     NO_COLOR: "1",
+    DENO_DIR,
   };
   const start = performance.now();
   const build = await exec(Deno.execPath(), [
