@@ -121,11 +121,28 @@ async function startUplink(s: Scenario) {
     stderr: "null",
   }).spawn();
   const pid = String(world.pid);
-  // unshare execs sleep once the namespace exists; wait for that.
+  try {
+    return await setUpUplink(s, world, pid);
+  } catch (error) {
+    world.kill("SIGKILL");
+    await world.status;
+    throw error;
+  }
+}
+
+async function setUpUplink(
+  s: Scenario,
+  world: Deno.ChildProcess,
+  pid: string,
+) {
+  // unshare execs sleep once the namespace exists; wait for that. (Deno
+  // reads /proc only with --allow-all, hence readlink.)
+  const ns = async (p: string) =>
+    (await exec("readlink", [`/proc/${p}/ns/net`], {})).stdout.trim();
+  const mine = await ns("self");
   for (let i = 0; i < 50; i++) {
-    const self = await Deno.readLink(`/proc/${pid}/ns/net`).catch(() => "");
-    const mine = await Deno.readLink("/proc/self/ns/net");
-    if (self && self !== mine) break;
+    const theirs = await ns(pid);
+    if (theirs && theirs !== mine) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const inWorld = (program: string, args: string[]) =>
