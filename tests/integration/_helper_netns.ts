@@ -45,9 +45,10 @@ export interface HostSnapshot {
   forwarding: string;
 }
 
-/** Starts `banger helper` (owner uid 0) inside `unshare --net`. */
+/** Starts `banger helper` (owner `ownerUid`) inside `unshare --net`. */
 export async function startHelperInNetns(
   config = "",
+  ownerUid = 0,
 ): Promise<NetnsHelper> {
   const root = await Deno.makeTempDir({ prefix: "banger-helper-test-" });
   await Deno.mkdir(join(root, "etc/banger"), { recursive: true });
@@ -63,7 +64,7 @@ export async function startHelperInNetns(
       MAIN_TS,
       "helper",
       "--owner-uid",
-      "0",
+      String(ownerUid),
     ],
     env: {
       BANGER_ROOT: root,
