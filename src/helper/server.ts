@@ -32,7 +32,7 @@ import {
   checkPort,
   checkTapName,
 } from "./validate.ts";
-import { createTap, deleteTap, ensureBridge } from "./network.ts";
+import { createTap, deleteTap, ensureBridge, linkExists } from "./network.ts";
 import { ensureNatBase, natDown, natUp } from "./nat.ts";
 import { routeVmDomain } from "./resolver.ts";
 import { TapPool } from "./tap_pool.ts";
@@ -89,7 +89,7 @@ export function helperHandlers(
       const bridge = checkBridgeName(p.bridge);
       const owner = checkOwner(policy.ownerUid, p.owner);
       // A stale tap of that name may belong to a dead VM: never reuse it.
-      await deleteTap(name);
+      if (await linkExists(name)) await deleteTap(name);
       if (!(await pool?.claim(name, bridge))) {
         await createTap(name, bridge, owner);
       }
