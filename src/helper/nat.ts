@@ -13,9 +13,11 @@
  *   can send as A; this is what ties the forward rules to the tap (at the
  *   IP layer a bridged packet's input interface is the bridge, not the tap).
  *
- * The forward chain ends with `iifname B drop` and `oifname B drop`
- * (comment `isolate B`): guests without `--nat` are never routed off the
- * bridge, even on a host that forwards for other reasons.
+ * The forward chain ends with two drops (comment `isolate B`) of traffic
+ * routed from the bridge elsewhere or from elsewhere to the bridge: guests
+ * without `--nat` are never routed off the bridge, even on a host that
+ * forwards for other reasons. Traffic between guests on the bridge is left
+ * alone (with br_netfilter loaded it crosses this hook too).
  *
  * IP forwarding is switched on with `sysctl` (Deno refuses writes under
  * /proc without --allow-all) and never switched off: other software on the
@@ -77,8 +79,8 @@ async function ensureBaseLocked(bridge: string): Promise<void> {
   if ((await listRules()).some((r) => r.comment === isolate)) return;
   // Appended, so per-guest accepts (inserted at the top) come first.
   await nftScript(`Cannot isolate bridge "${bridge}"`, [
-    `add rule ip ${NAT_TABLE} forward iifname "${bridge}" drop comment "${isolate}"`,
-    `add rule ip ${NAT_TABLE} forward oifname "${bridge}" drop comment "${isolate}"`,
+    `add rule ip ${NAT_TABLE} forward iifname "${bridge}" oifname != "${bridge}" drop comment "${isolate}"`,
+    `add rule ip ${NAT_TABLE} forward iifname != "${bridge}" oifname "${bridge}" drop comment "${isolate}"`,
   ]);
 }
 

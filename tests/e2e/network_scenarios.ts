@@ -31,6 +31,16 @@ async function vm(s: Scenario, name: string): Promise<VmJson> {
   return found;
 }
 
+/**
+ * A tiny HTTP server started in the guest (perl is in the golden image),
+ * detached so the ssh session that starts it can end.
+ */
+const GUEST_HTTP_SERVER = "setsid perl -MIO::Socket::INET -e '" +
+  "my $s = IO::Socket::INET->new(LocalPort => 8080, Listen => 5, " +
+  "ReuseAddr => 1) or die; while (my $c = $s->accept) { <$c>; " +
+  'print $c "HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok"; ' +
+  "close $c }' </dev/null >/dev/null 2>&1 &";
+
 /** `dig` against the daemon: status and the A records it answered. */
 async function dig(s: Scenario, name: string, tcp = false) {
   const out = await s.sh("dig", [
@@ -248,6 +258,29 @@ export const NETWORK_SCENARIOS: Record<string, ScenarioDef> = {
         ),
         `vm ports --json: ${JSON.stringify(json)}`,
       );
+
+      // A guest HTTP server gets a link that works from the host.
+      await s.banger(["vm", "ssh", "web", "--", GUEST_HTTP_SERVER], {
+        expectCode: 0,
+      });
+      const withHttp = await s.banger(["vm", "ports", "web"], {
+        expectCode: 0,
+      });
+      check(
+        /^web\.vm:8080\s+tcp\s+perl\s+http:\/\/web\.vm:8080\/$/m.test(
+          withHttp.stdout,
+        ),
+        `vm ports shows no http link for 8080:\n${withHttp.stdout}`,
+      );
+      const page = await s.sh("curl", [
+        "-s",
+        "-m",
+        "10",
+        "--resolve",
+        `web.vm:8080:${web.ip}`,
+        "http://web.vm:8080/",
+      ]);
+      check(page.stdout === "ok", `the link answered "${page.stdout}"`);
 
       // ssh-config: a plain ssh client reaches web.vm (no resolved here).
       await s.banger(["ssh-config", "--install"], { expectCode: 0 });
