@@ -57,6 +57,7 @@ async function roleConfig(configFile: string): Promise<RoleConfig | undefined> {
     return {
       qemuBin: config.qemuBin,
       hostSlots: parseCidr(config.cidr).size - 2,
+      cidr: config.cidr,
     };
   } catch {
     return undefined;

@@ -96,6 +96,7 @@ export const DEFAULTS = {
   bridgeIp: "172.30.0.1",
   cidr: "172.30.0.0/24",
   defaultDns: "1.1.1.1",
+  tapPoolSize: 2,
   defaultImage: "debian-bookworm",
   diskMib: 8192,
 } as const;
@@ -176,7 +177,7 @@ export function parseConfig(
     bridgeIp,
     cidr,
     defaultDns: c.default_dns ?? DEFAULTS.defaultDns,
-    tapPoolSize: c.tap_pool_size ?? 0,
+    tapPoolSize: c.tap_pool_size ?? DEFAULTS.tapPoolSize,
     autoStopStaleAfter: c.auto_stop_stale_after ?? 0,
     statsPollInterval: c.stats_poll_interval ?? 10,
     vmDefaults: {

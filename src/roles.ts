@@ -12,6 +12,8 @@
  */
 import { join } from "node:path";
 import { type Paths, vmmSocket } from "./paths.ts";
+import { formatIpv4, parseCidr } from "./util/ipv4.ts";
+import { DEFAULTS } from "./config.ts";
 
 export type Role = "cli" | "daemon" | "helper";
 
@@ -53,8 +55,15 @@ export const DAEMON_PROGRAMS = [
   "kill",
 ];
 
-/** Programs the helper runs: network plumbing only. */
-export const HELPER_PROGRAMS = ["ip", "nft"];
+/**
+ * Programs the helper runs: network plumbing only. `sysctl` turns IPv4
+ * forwarding on (Deno refuses /proc writes without --allow-all);
+ * `resolvectl` routes `~vm` where systemd-resolved runs.
+ */
+export const HELPER_PROGRAMS = ["ip", "nft", "sysctl", "resolvectl"];
+
+/** Where systemd-resolved's socket shows that it runs (helper reads it). */
+export const RESOLVED_RUN_DIR = "/run/systemd/resolve";
 
 /** Programs the CLI runs: ssh sessions, the workspace copy, and itself. */
 export const CLI_PROGRAMS = ["ssh", "git", "tar", "setsid"];
@@ -68,6 +77,22 @@ export interface RoleConfig {
   qemuBin: string;
   /** Number of guest address slots (host addresses in the range). */
   hostSlots: number;
+  /** The guest range; the CLI may connect to its hosts (ssh-proxy). */
+  cidr?: string;
+}
+
+/**
+ * The guest addresses of `cidr` (at most {@linkcode MAX_VMM_SOCKETS}, the
+ * most VMs the daemon can reach anyway). Deno's net permission takes hosts,
+ * not ranges, hence the list.
+ */
+export function guestHosts(cidr: string): string[] {
+  const range = parseCidr(cidr);
+  const count = Math.min(range.size - 2, MAX_VMM_SOCKETS);
+  return Array.from(
+    { length: count },
+    (_, i) => formatIpv4(range.network + i + 1),
+  );
 }
 
 /**
@@ -97,7 +122,12 @@ export function rolePermissions(
           ...outputs,
         ],
         run: [...CLI_PROGRAMS, launcher.exec],
-        net: [unix(paths.daemonSocket), unix(paths.helperSocket)],
+        net: [
+          unix(paths.daemonSocket),
+          unix(paths.helperSocket),
+          // `banger internal ssh-proxy` relays ssh to guests.
+          ...guestHosts(config.cidr ?? DEFAULTS.cidr),
+        ],
         env: true,
         sys: true,
         ffi: false,
@@ -139,7 +169,12 @@ export function rolePermissions(
       };
     case "helper":
       return {
-        read: [paths.configDir, paths.stateDir, paths.helperRunDir],
+        read: [
+          paths.configDir,
+          paths.stateDir,
+          paths.helperRunDir,
+          RESOLVED_RUN_DIR,
+        ],
         write: [paths.helperRunDir, paths.stateDir],
         run: HELPER_PROGRAMS,
         net: [unix(paths.helperSocket)],

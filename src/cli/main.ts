@@ -26,6 +26,13 @@ import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
 import { probePermissions } from "../util/probe.ts";
 import { addVmLifecycleCommands, reportBatch } from "./vm_commands.ts";
 import { withActivity } from "./activity.ts";
+import {
+  installSshConfig,
+  renderSshConfig,
+  uninstallSshConfig,
+} from "./ssh_config.ts";
+import { sshProxy } from "./ssh_proxy.ts";
+import { formatPorts, vmPorts } from "./vm_ports.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
 
@@ -95,6 +102,10 @@ export async function cliMain(
       }, from ${d.diskMib.from})`,
     )
     .option("--rm", "delete the VM when the command or shell ends")
+    .option(
+      "--nat",
+      "let the guest reach beyond the host (masquerade for its address only)",
+    )
     .option(
       "--include-untracked",
       "also copy untracked files that git does not ignore",
@@ -227,6 +238,56 @@ export async function cliMain(
       );
     });
 
+  vm.command("ports").description(
+    "list the guest's listening sockets as <name>.vm:<port>, with http:// links",
+  )
+    .argument("<vm...>", "VM names or ids")
+    .option("--json", "print JSON")
+    .action(async (refs: string[], flags: { json?: boolean }) => {
+      const results = await vmPorts(daemon, ssh, refs);
+      for (const r of results) {
+        if (!r.ok) {
+          printError(r.error);
+          status = 1;
+        }
+      }
+      const ports = results.flatMap((r) => r.ok ? r.ports : []);
+      if (flags.json) out(JSON.stringify(ports, null, 2) + "\n");
+      else out(formatPorts(ports));
+    });
+
+  program.command("ssh-config").description(
+    "print banger's ssh_config for <name>.vm hosts, or --install an Include\n" +
+      "of it in ~/.ssh/config so that plain `ssh <name>.vm` works",
+  )
+    .option("--install", "write it and add a marked Include to ~/.ssh/config")
+    .option("--uninstall", "remove banger's Include from ~/.ssh/config")
+    .action(async (flags: { install?: boolean; uninstall?: boolean }) => {
+      if (flags.install && flags.uninstall) {
+        throw new RangeError(
+          "Invalid flags: --install and --uninstall exclude each other",
+        );
+      }
+      const inputs = { ...ssh, launcher, root: paths.root };
+      if (flags.uninstall) {
+        const change = await uninstallSshConfig(paths);
+        note(
+          change.changed
+            ? `removed banger's Include from ${change.userConfig}`
+            : `${change.userConfig} has no banger Include; nothing to do`,
+        );
+      } else if (flags.install) {
+        const change = await installSshConfig(paths, inputs);
+        note(
+          change.changed
+            ? `wrote ${change.sshConfig} and included it from ${change.userConfig}; try "ssh <name>.vm"`
+            : `${change.userConfig} already includes ${change.sshConfig}`,
+        );
+      } else {
+        out(renderSshConfig(inputs));
+      }
+    });
+
   const image = program.command("image").description("build and list images");
   image.command("build").description(
     "build a golden image from the distribution's mirror (done for you on first use)",
@@ -291,6 +352,13 @@ export async function cliMain(
   )
     .action(async () => {
       out(JSON.stringify(await probePermissions(), null, 2) + "\n");
+    });
+  internal.command("ssh-proxy").description(
+    "relay stdin/stdout to <name>.vm:<port> (ssh_config's ProxyCommand)",
+  )
+    .argument("<host>").argument("<port>")
+    .action(async (host: string, port: string) => {
+      await sshProxy(daemon, host, port);
     });
   internal.command("helper-call").description("send one request to the helper")
     .argument("<method>").argument("[params]")

@@ -117,6 +117,10 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
         formatMiB(d.diskMib.value)
       }, from ${d.diskMib.from})`,
     )
+    .option(
+      "--nat",
+      "let the guest reach beyond the host (masquerade for its address only)",
+    )
     .option("--no-start", "create the disks but do not boot")
     .option("--json", "print the VM as JSON")
     .addHelpText(
@@ -130,6 +134,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
       vcpu?: string;
       memory?: string;
       diskSize?: string;
+      nat?: boolean;
       start: boolean;
       json?: boolean;
     }) => {
@@ -146,6 +151,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
         ...(flags.diskSize !== undefined
           ? { diskMib: parseSizeMiB(flags.diskSize, "--disk-size") }
           : {}),
+        ...(flags.nat ? { nat: true } : {}),
         start: flags.start,
       };
       const progress = new Progress(flags.json ?? false);

@@ -30,6 +30,7 @@ export interface VmRunFlags {
   memory?: string;
   diskSize?: string;
   rm?: boolean;
+  nat?: boolean;
   includeUntracked?: boolean;
   dryRun?: boolean;
   timings?: string;
@@ -43,6 +44,8 @@ export interface VmRunPlan {
   memoryMib: number;
   diskMib: number;
   rm: boolean;
+  /** Opt-in NAT: the guest may reach beyond the host. */
+  nat: boolean;
   repo: Repo | undefined;
   files: FileList | undefined;
   command: string[] | undefined;
@@ -84,6 +87,7 @@ export async function planVmRun(
     memoryMib,
     diskMib,
     rm: flags.rm ?? false,
+    nat: flags.nat ?? false,
     repo,
     files,
     command,
@@ -167,6 +171,7 @@ export async function executeVmRun(
         memoryMib: plan.memoryMib,
         diskMib: plan.diskMib,
         ...(plan.repo ? { workspace: GUEST_REPO_PATH } : {}),
+        ...(plan.nat ? { nat: true } : {}),
       },
       VmCreateResultSchema,
       { onProgress: (p) => progress.update(p.stage, p.detail) },

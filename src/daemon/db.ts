@@ -38,6 +38,9 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE vms ADD COLUMN handles TEXT;
    ALTER TABLE vms ADD COLUMN spec_from TEXT;
    ALTER TABLE vms ADD COLUMN last_active_at TEXT;`,
+  // 3: opt-in NAT (`vm run --nat`), kept so stop/start and reconcile can
+  // restore or remove the guest's rules.
+  `ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** A VM row as stored. */
@@ -54,6 +57,8 @@ export interface VmRow {
   disk_mib: number;
   pid: number | null;
   workspace: string | null;
+  /** 1 when the guest has NAT (`--nat`), else 0. */
+  nat: number;
   created_at: string;
   updated_at: string;
   /** JSON of the durable handles while the VM holds host resources. */
@@ -146,8 +151,8 @@ export class StateDb {
     this.db.prepare(
       `INSERT INTO vms (id, name, state, image, vmm, ip, tap, vcpu, memory_mib,
          disk_mib, pid, workspace, created_at, updated_at, handles, spec_from,
-         last_active_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         last_active_at, nat)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.name,
@@ -166,6 +171,7 @@ export class StateDb {
       row.handles ?? null,
       row.spec_from ?? null,
       row.last_active_at ?? null,
+      row.nat,
     );
   }
 
@@ -235,6 +241,7 @@ export function vmInfo(row: VmRow, dir: string): VmInfo {
     diskMib: row.disk_mib,
     pid: row.pid,
     workspace: row.workspace,
+    nat: row.nat === 1,
     createdAt: row.created_at,
     dir,
     specFrom: parseSpecFrom(row.spec_from),

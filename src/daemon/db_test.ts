@@ -15,6 +15,7 @@ function row(overrides: Partial<VmRow> = {}): VmRow {
     disk_mib: 8192,
     pid: null,
     workspace: null,
+    nat: 0,
     created_at: "2026-01-01T00:00:00.000Z",
     updated_at: "2026-01-01T00:00:00.000Z",
     ...overrides,

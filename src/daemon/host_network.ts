@@ -7,13 +7,26 @@
 import { z } from "zod";
 import { call } from "../rpc/client.ts";
 import { RpcError } from "../protocol/envelope.ts";
-import { HelperPingResultSchema } from "../protocol/helper.ts";
+import {
+  HelperPingResultSchema,
+  NatDownResultSchema,
+  ResolverRouteResultSchema,
+} from "../protocol/helper.ts";
 
 /** Privileged network operations the daemon needs. */
 export interface HostNetwork {
   ensureBridge(name: string, address: string, prefix: number): Promise<void>;
   createTap(name: string, bridge: string, owner: number): Promise<void>;
   deleteTap(name: string): Promise<void>;
+  /** NAT for the guest at `address` behind `tap` (idempotent). */
+  natUp(tap: string, address: string, bridge: string): Promise<void>;
+  /** Removes the NAT rules of `tap`; returns how many there were. */
+  natDown(tap: string): Promise<number>;
+  /** Routes `~vm` to the daemon's DNS port where systemd-resolved runs. */
+  routeResolver(
+    bridge: string,
+    port: number,
+  ): Promise<z.infer<typeof ResolverRouteResultSchema>>;
 }
 
 const NameResultSchema = z.strictObject({ name: z.string() });
@@ -40,6 +53,27 @@ export class HelperClient implements HostNetwork {
 
   async deleteTap(name: string) {
     await this.#call("tap.delete", { name }, NameResultSchema);
+  }
+
+  async natUp(tap: string, address: string, bridge: string) {
+    await this.#call(
+      "nat.up",
+      { tap, address, bridge },
+      z.strictObject({ tap: z.string() }),
+    );
+  }
+
+  async natDown(tap: string) {
+    return (await this.#call("nat.down", { tap }, NatDownResultSchema))
+      .removed;
+  }
+
+  async routeResolver(bridge: string, port: number) {
+    return await this.#call(
+      "resolver.route",
+      { bridge, port },
+      ResolverRouteResultSchema,
+    );
   }
 
   async #call<T extends z.ZodType>(

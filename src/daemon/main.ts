@@ -29,6 +29,7 @@ import { VERSION } from "../version.ts";
 import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
 import { StateDb } from "./db.ts";
 import { HelperClient } from "./host_network.ts";
+import { DNS_PORT, type DnsServer, startDnsServer } from "./dns.ts";
 import { type Image, ImageService } from "./images.ts";
 import { StaleStopper } from "./stale.ts";
 import { CREATE_STAGES, type CreateStage, VmService } from "./vms.ts";
@@ -99,12 +100,14 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
     securityMirror: config.debianSecurityMirror,
   });
   const failAt = Deno.env.get("BANGER_TEST_FAIL_AFTER_STAGE");
+  const network = new HelperClient(paths.helperSocket);
+  let resolverRouted = false;
   const vms = new VmService({
     db,
     paths,
     config,
     images,
-    network: new HelperClient(paths.helperSocket),
+    network,
     vmm,
     ssh: { key: sshKey, knownHosts: paths.knownHosts },
     ownerUid: Deno.uid() ?? 0,
@@ -114,6 +117,14 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
     failAfterStage: CREATE_STAGES.includes(failAt as CreateStage)
       ? failAt as CreateStage
       : undefined,
+    // dns: once per daemon, route `~vm` to our server where resolved runs.
+    afterBridge: async () => {
+      if (resolverRouted) return;
+      resolverRouted = true;
+      const routed = await network.routeResolver(config.bridgeName, DNS_PORT)
+        .catch((e) => ({ error: String(e) }));
+      log.info("resolver routing", routed);
+    },
   });
   await vms.reconcile(log);
   const stale = new StaleStopper({
@@ -125,6 +136,22 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
   });
   stale.start();
   const reaper = setInterval(() => void vms.reapDead(log), REAP_INTERVAL_MS);
+
+  // dns: answers come straight from the state of each VM's row.
+  let dns: DnsServer | undefined;
+  try {
+    dns = await startDnsServer({
+      lookup: (name) => {
+        const row = db.vmByName(name);
+        return row?.state === "running" ? row.ip : undefined;
+      },
+      log,
+    });
+  } catch (error) {
+    // Another daemon in this network namespace may hold the port; VMs
+    // still work by IP and through "banger ssh-config".
+    log.warn("dns unavailable", { port: DNS_PORT, error: String(error) });
+  }
 
   const listener = Deno.listen({
     transport: "unix",
@@ -208,6 +235,7 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
   clearInterval(reaper);
   // Running VMs are left alone: their VMMs live in their own sessions and
   // the next daemon adopts them.
+  await dns?.close();
   log.info("stopped");
   await Deno.remove(paths.daemonSocket).catch(() => {});
   await Deno.remove(paths.daemonPidFile).catch(() => {});

@@ -57,6 +57,7 @@ import type { HostNetwork } from "./host_network.ts";
 import type { Image, ImageService } from "./images.ts";
 import type { StaleCandidate } from "./stale.ts";
 import { vmmUsage } from "./vm_stats.ts";
+import { natOnStart, natOnStop } from "./nat.ts";
 import { ROOT_LABEL } from "../image/guest_files.ts";
 
 export { runAll };
@@ -98,6 +99,8 @@ export interface VmServiceOptions {
   /** Milliseconds a stop waits for the guest's own power-off. */
   stopGraceMs?: number;
   now?: () => number;
+  /** Called after each ensure of the bridge (e.g. to route `~vm` DNS). */
+  afterBridge?: () => Promise<void>;
 }
 
 /** What an operation reports to its caller. */
@@ -452,6 +455,14 @@ export class VmService {
         this.o.db.updateVm(row.id, { pid: handles.pid });
       }
       log.info("adopted running VM", { vm: row.name, pid: handles?.pid });
+      // NAT rules are restored if a crash lost them; see nat.ts.
+      await natOnStart(this.o.network, row, this.o.config.bridgeName)
+        .catch((e) =>
+          log.warn("cannot restore NAT rules", {
+            vm: row.name,
+            error: String(e),
+          })
+        );
       return;
     }
     if (
@@ -555,6 +566,13 @@ export class VmService {
       this.o.config.bridgeName,
       this.o.ownerUid,
     );
+    // NAT rules (--nat) and DNS routing; see nat.ts.
+    undo.push({
+      what: `remove NAT rules of tap "${row.tap}"`,
+      run: () => natOnStop(this.o.network, row),
+    });
+    await natOnStart(this.o.network, row, this.o.config.bridgeName);
+    await this.o.afterBridge?.();
     clock.done("network");
 
     clock.stage("vmm", this.o.vmm.name);
@@ -703,6 +721,11 @@ export class VmService {
       {
         what: `delete tap "${handles?.tap ?? row.tap}"`,
         run: () => this.o.network.deleteTap(handles?.tap ?? row.tap),
+      },
+      // network: NAT rules go with the tap; see nat.ts.
+      {
+        what: `remove NAT rules of tap "${row.tap}"`,
+        run: () => natOnStop(this.o.network, row),
       },
       {
         what: "remove the VMM control socket",
@@ -941,6 +964,7 @@ export class VmService {
       disk_mib: params.diskMib ?? d.diskMib.value,
       pid: null,
       workspace: params.workspace ?? null,
+      nat: params.nat ? 1 : 0,
       created_at: now,
       updated_at: now,
       handles: null,

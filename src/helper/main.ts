@@ -62,7 +62,11 @@ async function serve(
   await Deno.writeTextFile(paths.helperPidFile, `${Deno.pid}\n`);
   await serveHelper(
     paths.helperSocket,
-    { ownerUid, cidr: parseCidr(config.cidr) },
+    {
+      ownerUid,
+      cidr: parseCidr(config.cidr),
+      tapPoolSize: config.tapPoolSize,
+    },
     log,
   );
   await Deno.remove(paths.helperPidFile).catch(() => {});

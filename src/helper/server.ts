@@ -7,6 +7,9 @@
  */
 import {
   BridgeEnsureParamsSchema,
+  NatDownParamsSchema,
+  NatUpParamsSchema,
+  ResolverRouteParamsSchema,
   TapCreateParamsSchema,
   TapDeleteParamsSchema,
 } from "../protocol/helper.ts";
@@ -24,10 +27,15 @@ import { peerCredentials, UnixListener } from "../ffi/libc.ts";
 import {
   checkAddress,
   checkBridgeName,
+  checkGuestAddress,
   checkOwner,
+  checkPort,
   checkTapName,
 } from "./validate.ts";
-import { createTap, deleteTap, ensureBridge } from "./network.ts";
+import { createTap, deleteTap, ensureBridge, linkExists } from "./network.ts";
+import { ensureNatBase, natDown, natUp } from "./nat.ts";
+import { routeVmDomain } from "./resolver.ts";
+import { TapPool } from "./tap_pool.ts";
 import { VERSION } from "../version.ts";
 import { z } from "zod";
 
@@ -35,6 +43,8 @@ import { z } from "zod";
 export interface HelperPolicy {
   ownerUid: number;
   cidr: Cidr;
+  /** Warm taps to keep (config `tap_pool_size`). */
+  tapPoolSize?: number;
 }
 
 /** The helper's operations, each validating its arguments first. */
@@ -42,7 +52,15 @@ export function helperHandlers(
   policy: HelperPolicy,
   peer: { uid: number },
   stop: () => void = () => {},
+  pool?: TapPool,
+  log?: Logger,
 ): Record<string, Handler> {
+  // Refills run after the answer; their failures only cost speed.
+  const refill = (bridge: string) => {
+    void pool?.refill(bridge).catch((error) =>
+      log?.warn("tap pool refill failed", { error: String(error) })
+    );
+  };
   return {
     shutdown: handler(z.unknown(), () => {
       stop();
@@ -61,19 +79,48 @@ export function helperHandlers(
         checkAddress(policy.cidr, p.address, p.prefix),
       );
       await ensureBridge(name, address, p.prefix);
+      // Guests without --nat must never be routed off the bridge.
+      await ensureNatBase(name);
+      refill(name);
       return { name };
     }),
     "tap.create": handler(TapCreateParamsSchema, async (p) => {
       const name = checkTapName(p.name);
       const bridge = checkBridgeName(p.bridge);
       const owner = checkOwner(policy.ownerUid, p.owner);
-      await createTap(name, bridge, owner);
+      // A stale tap of that name may belong to a dead VM: never reuse it.
+      if (await linkExists(name)) await deleteTap(name);
+      if (!(await pool?.claim(name, bridge))) {
+        await createTap(name, bridge, owner);
+      }
+      refill(bridge);
       return { name };
     }),
     "tap.delete": handler(TapDeleteParamsSchema, async (p) => {
       const name = checkTapName(p.name);
       await deleteTap(name);
       return { name };
+    }),
+    "tap.pool.status": handler(z.unknown(), () =>
+      Promise.resolve({
+        size: policy.tapPoolSize ?? 0,
+        ready: pool?.ready ?? [],
+      })),
+    "nat.up": handler(NatUpParamsSchema, async (p) => {
+      const tap = checkTapName(p.tap);
+      const address = formatIpv4(checkGuestAddress(policy.cidr, p.address));
+      const bridge = checkBridgeName(p.bridge);
+      await natUp({ tap, address, bridge });
+      return { tap };
+    }),
+    "nat.down": handler(NatDownParamsSchema, async (p) => {
+      const tap = checkTapName(p.tap);
+      return { tap, removed: await natDown(tap) };
+    }),
+    "resolver.route": handler(ResolverRouteParamsSchema, async (p) => {
+      const bridge = checkBridgeName(p.bridge);
+      const port = checkPort(p.port);
+      return await routeVmDomain(bridge, port);
     }),
   };
 }
@@ -94,6 +141,11 @@ export async function serveHelper(
   await Deno.chmod(socketPath, 0o600);
   await Deno.chown(socketPath, policy.ownerUid, null);
   log.info("listening", { socket: socketPath, ownerUid: policy.ownerUid });
+  const pool = new TapPool({
+    size: policy.tapPoolSize ?? 0,
+    owner: policy.ownerUid,
+    log,
+  });
   const stopped = Promise.withResolvers<"stop">();
   const stop = () => stopped.resolve("stop");
   while (true) {
@@ -121,12 +173,14 @@ export async function serveHelper(
     }
     void serveConnection(
       conn,
-      helperHandlers(policy, { uid }, stop),
+      helperHandlers(policy, { uid }, stop, pool, log),
       log.with({ peerUid: uid }),
     );
   }
   // Let the shutdown answer reach its caller before the process ends.
   await new Promise((r) => setTimeout(r, 100));
+  // Warm taps are the helper's own; VMs' taps stay with their VMs.
+  await pool.drain();
   log.info("stopped");
   await Deno.remove(socketPath).catch(() => {});
 }

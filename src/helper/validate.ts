@@ -12,6 +12,10 @@ import { type Cidr, formatIpv4, isHostIn, parseIpv4 } from "../util/ipv4.ts";
 export const BRIDGE_NAME = /^br-banger[a-z0-9]{0,6}$/;
 /** Taps banger owns: `bgtap` plus a host index. */
 export const TAP_NAME = /^bgtap[0-9]{1,5}$/;
+/** Idle taps of the warm pool: `bgpool` plus a pool index. */
+export const POOL_TAP_NAME = /^bgpool[0-9]{1,3}$/;
+/** The only address the helper routes a DNS domain to: the daemon's. */
+export const RESOLVER_ADDRESS = "127.0.0.1";
 
 /** Throws `bad_request` unless `name` is one of banger's bridge names. */
 export function checkBridgeName(name: string): string {
@@ -64,6 +68,43 @@ export function checkAddress(
     );
   }
   return value;
+}
+
+/**
+ * Throws `bad_request` unless `address` is one guest host address inside
+ * the configured range (a bare dotted quad: no prefix, no network, no
+ * broadcast). NAT rules are scoped to exactly this /32.
+ */
+export function checkGuestAddress(cidr: Cidr, address: string): number {
+  let value: number;
+  try {
+    value = parseIpv4(address);
+  } catch {
+    throw new RpcError(
+      "bad_request",
+      `Refusing address "${printable(address)}": not an IPv4 address`,
+    );
+  }
+  if (!isHostIn(cidr, value)) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing address "${address}": outside banger's range ${
+        formatIpv4(cidr.network)
+      }/${cidr.prefix}`,
+    );
+  }
+  return value;
+}
+
+/** Throws `bad_request` unless `port` is an unprivileged TCP/UDP port. */
+export function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1024 || port > 65535) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing port ${port}: expected a port from 1024 to 65535`,
+    );
+  }
+  return port;
 }
 
 /** Throws `unauthorized`-free `bad_request` unless `uid` is the owner's. */

@@ -34,6 +34,8 @@ export const VmInfoSchema = z.strictObject({
   diskMib: z.number().int(),
   pid: z.number().int().nullable(),
   workspace: z.string().nullable(),
+  /** Opt-in NAT: the guest reaches beyond the host through masquerade. */
+  nat: z.boolean(),
   createdAt: z.string(),
   dir: z.string(),
   /** Where vcpu, memory and disk came from: flag, config, host, built-in. */
@@ -57,6 +59,7 @@ export const VmCreateParamsSchema = z.strictObject({
   workspace: z.string().max(4096).optional(),
   /** false: make the disks and stop there (`vm create --no-start`). */
   start: z.boolean().optional(),
+  nat: z.boolean().optional(),
 });
 export type VmCreateParams = z.infer<typeof VmCreateParamsSchema>;
 

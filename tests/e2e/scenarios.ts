@@ -6,6 +6,7 @@
  */
 import { check, type Scenario } from "./harness.ts";
 import { LIFECYCLE_SCENARIOS } from "./lifecycle.ts";
+import { NETWORK_SCENARIOS } from "./network_scenarios.ts";
 
 /** One named scenario. */
 export interface ScenarioDef {
@@ -265,6 +266,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
     },
   },
   ...LIFECYCLE_SCENARIOS,
+  ...NETWORK_SCENARIOS,
 };
 
 /** No VM row, tap, VM directory or VMM process may remain. */

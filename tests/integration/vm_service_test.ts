@@ -42,6 +42,19 @@ class FakeNetwork implements HostNetwork {
     this.taps.delete(name);
     return Promise.resolve();
   }
+  /** Taps with NAT rules, as the helper keys them. */
+  nat = new Set<string>();
+  natUp(tap: string) {
+    this.nat.add(tap);
+    return Promise.resolve();
+  }
+  natDown(tap: string) {
+    const had = this.nat.delete(tap);
+    return Promise.resolve(had ? 1 : 0);
+  }
+  routeResolver() {
+    return Promise.resolve({ applied: false, commands: [] });
+  }
 }
 
 /** A VMM that is a pid in a set; every launch gets a new pid. */
@@ -165,12 +178,13 @@ for (const stage of CREATE_STAGES) {
     const env = await setup();
     try {
       await assert.rejects(
-        env.service(stage).create({ name: "doomed" }, ctx),
+        env.service(stage).create({ name: "doomed", nat: true }, ctx),
         new RegExp(`Injected failure after stage "${stage}"`),
       );
       assert.deepEqual(env.db.listVms(), []);
       assert.deepEqual(await env.vmDirs(), []);
       assert.deepEqual([...env.net.taps], []);
+      assert.deepEqual([...env.net.nat], []);
       assert.deepEqual([...env.vmm.alive], []);
     } finally {
       await env.close();
@@ -529,3 +543,27 @@ Deno.test("stopIfIdle() stops a VM only once it has been idle long enough", asyn
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
 }
+
+Deno.test("a --nat VM has NAT rules only while it runs, also across a daemon restart", async () => {
+  const env = await setup();
+  try {
+    const vms = env.service();
+    const { vm } = await vms.create({ name: "outbound", nat: true }, ctx);
+    assert.deepEqual([...env.net.nat], [vm.tap]);
+    await vms.stop(["outbound"], ctx);
+    assert.deepEqual([...env.net.nat], []);
+    await vms.start(["outbound"], ctx);
+    assert.deepEqual([...env.net.nat], [vm.tap]);
+    // A daemon crash that lost the rules: reconcile puts them back.
+    env.net.nat.clear();
+    await env.service().reconcile(silent);
+    assert.deepEqual([...env.net.nat], [vm.tap]);
+    // A VM without --nat never gets rules.
+    await vms.create({ name: "inward" }, ctx);
+    assert.deepEqual([...env.net.nat], [vm.tap]);
+    await vms.delete(["outbound"], silent);
+    assert.deepEqual([...env.net.nat], []);
+  } finally {
+    await env.close();
+  }
+});
