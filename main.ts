@@ -16,6 +16,7 @@ import {
   roleOf,
   rolePermissions,
 } from "./src/roles.ts";
+import { which } from "./src/util/exec.ts";
 import { parseCidr } from "./src/util/ipv4.ts";
 import type { RoleStart, WorkerExit } from "./src/role_worker.ts";
 
@@ -55,6 +56,8 @@ async function roleConfig(configFile: string): Promise<RoleConfig | undefined> {
     return {
       qemuBin: config.qemuBin,
       hostSlots: parseCidr(config.cidr).size - 2,
+      firecrackerBin: which(config.firecrackerBin),
+      jailerBin: which(config.jailerBin),
     };
   } catch {
     return undefined;

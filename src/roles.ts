@@ -53,8 +53,18 @@ export const DAEMON_PROGRAMS = [
   "kill",
 ];
 
-/** Programs the helper runs: network plumbing only. */
-export const HELPER_PROGRAMS = ["ip", "nft"];
+/**
+ * Programs the helper runs: network plumbing, and cat for /proc (mount
+ * table checks before a jail is removed). The jailer is added when one is
+ * configured.
+ */
+export const HELPER_PROGRAMS = ["ip", "nft", "cat"];
+
+/**
+ * Library directories bind-mounted read-only into a jail when Firecracker
+ * is dynamically linked; the helper reads them to see which exist.
+ */
+export const JAIL_LIBRARY_DIRS = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
 /** Programs the CLI runs: ssh sessions, the workspace copy, and itself. */
 export const CLI_PROGRAMS = ["ssh", "git", "tar", "setsid"];
@@ -68,6 +78,10 @@ export interface RoleConfig {
   qemuBin: string;
   /** Number of guest address slots (host addresses in the range). */
   hostSlots: number;
+  /** The firecracker binary, when it resolves to a path. */
+  firecrackerBin?: string | undefined;
+  /** The jailer binary, when it resolves to a path. */
+  jailerBin?: string | undefined;
 }
 
 /**
@@ -112,6 +126,8 @@ export function rolePermissions(
           ...userDirs,
           "/etc/apt",
           "/dev/kvm",
+          // Resolving firecracker_bin (is it there, is it executable).
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
         ],
         write: [
           paths.stateDir,
@@ -120,7 +136,11 @@ export function rolePermissions(
           paths.helperSocket,
           ...userDirs,
         ],
-        run: [...DAEMON_PROGRAMS, config.qemuBin],
+        run: [
+          ...DAEMON_PROGRAMS,
+          config.qemuBin,
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
+        ],
         net: [
           "127.0.0.1",
           unix(paths.daemonSocket),
@@ -137,9 +157,22 @@ export function rolePermissions(
       };
     case "helper":
       return {
-        read: [paths.configDir, paths.stateDir, paths.helperRunDir],
+        read: [
+          paths.configDir,
+          paths.stateDir,
+          paths.helperRunDir,
+          // The owner's primary group, for the jailer's --gid.
+          "/etc/passwd",
+          // Copied into jails, and inspected for dynamic linking.
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
+          ...(config.jailerBin ? [config.jailerBin] : []),
+          ...JAIL_LIBRARY_DIRS,
+        ],
         write: [paths.helperRunDir, paths.stateDir],
-        run: HELPER_PROGRAMS,
+        run: [
+          ...HELPER_PROGRAMS,
+          ...(config.jailerBin ? [config.jailerBin] : []),
+        ],
         net: [unix(paths.helperSocket)],
         env: true,
         sys: ["systemMemoryInfo"],

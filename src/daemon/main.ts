@@ -21,7 +21,9 @@ import { handler, serveConnection } from "../rpc/server.ts";
 import { ensureKeyPair } from "../ssh/keys.ts";
 import { openLog } from "../util/log_file.ts";
 import { VERSION } from "../version.ts";
-import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
+import { detectAccel, hostTscKhz } from "../vmm/qemu.ts";
+import { createVmm } from "../vmm/select.ts";
+import { HelperJail } from "./helper_jail.ts";
 import { StateDb } from "./db.ts";
 import { HelperClient } from "./host_network.ts";
 import { type Image, ImageService } from "./images.ts";
@@ -75,7 +77,12 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
 
   const db = new StateDb(paths.dbFile);
   const accel = await detectAccel(config.accel);
-  const vmm = qemuDriver(config.qemuBin, { accel, tscKhz: await hostTscKhz() });
+  const vmm = await createVmm(config, {
+    accel,
+    tscKhz: await hostTscKhz(),
+    jail: new HelperJail(paths.helperSocket),
+    log,
+  });
   const images = new ImageService({
     db,
     imagesDir: paths.imagesDir,

@@ -30,6 +30,7 @@ import { generateVmName } from "../util/names.ts";
 import type { VmmDriver, VmmHandles } from "../vmm/types.ts";
 import { type StateDb, vmInfo, type VmRow } from "./db.ts";
 import {
+  createRootCopy,
   createRootOverlay,
   createWorkDisk,
   VM_FILES,
@@ -149,7 +150,10 @@ export class VmService {
           what: "remove the VM directory",
           run: () => Deno.remove(dir, { recursive: true }),
         });
-        await createRootOverlay(image.rootfs, join(dir, VM_FILES.root));
+        const rawRoot = this.o.vmm.rootFormat === "raw";
+        const rootPath = join(dir, rawRoot ? VM_FILES.rootRaw : VM_FILES.root);
+        if (rawRoot) await createRootCopy(image.rootfs, rootPath);
+        else await createRootOverlay(image.rootfs, rootPath);
         await createWorkDisk(
           join(dir, VM_FILES.work),
           row.disk_mib,
@@ -177,6 +181,14 @@ export class VmService {
         done("network");
 
         stage("vmm", this.o.vmm.name);
+        const controlSocket = this.#controlSocket(row);
+        const release = this.o.vmm.release?.bind(this.o.vmm);
+        if (release) {
+          undo.push({
+            what: "release the VMM's files",
+            run: () => release(row.id, dir, controlSocket),
+          });
+        }
         handles = await this.o.vmm.launch({
           id: row.id,
           name: row.name,
@@ -188,8 +200,8 @@ export class VmService {
           drives: [
             {
               id: "root",
-              path: join(dir, VM_FILES.root),
-              format: "qcow2",
+              path: rootPath,
+              format: rawRoot ? "raw" : "qcow2",
               readOnly: false,
             },
             {
@@ -207,10 +219,7 @@ export class VmService {
           ],
           net: { tap: row.tap, mac: macFor(row.ip) },
           dir,
-          controlSocket: vmmSocket(
-            this.o.paths,
-            hostIndex(parseCidr(this.o.config.cidr), parseIpv4(row.ip)),
-          ),
+          controlSocket,
           consoleLog: join(dir, VM_FILES.console),
         });
         const launched = handles;
@@ -324,6 +333,12 @@ export class VmService {
         },
       },
       {
+        what: "release the VMM's files",
+        run: async () => {
+          await this.o.vmm.release?.(row.id, dir, this.#controlSocket(row));
+        },
+      },
+      {
         what: `delete tap "${row.tap}"`,
         run: () => this.o.network.deleteTap(row.tap),
       },
@@ -383,6 +398,12 @@ export class VmService {
         continue;
       }
       const failures = await runAll([
+        {
+          what: "release the VMM's files",
+          run: async () => {
+            await this.o.vmm.release?.(row.id, dir, this.#controlSocket(row));
+          },
+        },
         {
           what: `delete tap "${row.tap}"`,
           run: () => this.o.network.deleteTap(row.tap),
@@ -463,6 +484,14 @@ export class VmService {
       authorizedKey: await Deno.readTextFile(`${this.o.ssh.key}.pub`),
       hostKeyPath: hostKey,
     });
+  }
+
+  /** The VM's control socket, fixed by its address slot. */
+  #controlSocket(row: VmRow): string {
+    return vmmSocket(
+      this.o.paths,
+      hostIndex(parseCidr(this.o.config.cidr), parseIpv4(row.ip)),
+    );
   }
 
   #dir(id: string): string {

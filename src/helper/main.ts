@@ -9,6 +9,9 @@ import { resolvePaths } from "../paths.ts";
 import { parseCidr } from "../util/ipv4.ts";
 import { openLog } from "../util/log_file.ts";
 import type { Logger } from "../util/log.ts";
+import { which } from "../util/exec.ts";
+import { JAIL_LIBRARY_DIRS } from "../roles.ts";
+import { ownerGid } from "./jail_ops.ts";
 import { serveHelper } from "./server.ts";
 
 /** Runs the helper; returns only on a startup error. */
@@ -46,7 +49,21 @@ async function serve(
   await Deno.writeTextFile(paths.helperPidFile, `${Deno.pid}\n`);
   await serveHelper(
     paths.helperSocket,
-    { ownerUid, cidr: parseCidr(config.cidr) },
+    {
+      ownerUid,
+      cidr: parseCidr(config.cidr),
+      jail: {
+        jailDir: paths.jailDir,
+        vmsDir: paths.vmsDir,
+        imagesDir: paths.imagesDir,
+        kernelsDir: paths.kernelsDir,
+        firecrackerBin: which(config.firecrackerBin),
+        jailerBin: which(config.jailerBin),
+        ownerUid,
+        ownerGid: await ownerGid(ownerUid),
+        libraryDirs: JAIL_LIBRARY_DIRS,
+      },
+    },
     log,
   );
   await Deno.remove(paths.helperPidFile).catch(() => {});

@@ -28,6 +28,7 @@ import {
   checkTapName,
 } from "./validate.ts";
 import { createTap, deleteTap, ensureBridge } from "./network.ts";
+import { jailHandlers, type JailPolicy } from "./jail_ops.ts";
 import { VERSION } from "../version.ts";
 import { z } from "zod";
 
@@ -35,6 +36,8 @@ import { z } from "zod";
 export interface HelperPolicy {
   ownerUid: number;
   cidr: Cidr;
+  /** Jailed Firecracker operations; absent, they are unknown methods. */
+  jail?: JailPolicy | undefined;
 }
 
 /** The helper's operations, each validating its arguments first. */
@@ -75,6 +78,7 @@ export function helperHandlers(
       await deleteTap(name);
       return { name };
     }),
+    ...(policy.jail ? jailHandlers(policy.jail) : {}),
   };
 }
 

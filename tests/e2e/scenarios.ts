@@ -5,6 +5,7 @@
  * @module
  */
 import { check, type Scenario } from "./harness.ts";
+import { FIRECRACKER_SCENARIOS } from "./firecracker_scenarios.ts";
 
 /** One named scenario. */
 export interface ScenarioDef {
@@ -184,6 +185,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       await assertNothingLeft(s);
     },
   },
+  ...FIRECRACKER_SCENARIOS,
 };
 
 /** No VM row, tap, VM directory or VMM process may remain. */
