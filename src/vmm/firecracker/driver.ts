@@ -9,14 +9,6 @@
  * @module
  */
 import { basename, join } from "node:path";
-import {
-  CHROOT_CONSOLE,
-  CHROOT_INITRD,
-  CHROOT_KERNEL,
-  CHROOT_LOG,
-  CHROOT_METRICS,
-  chrootDrive,
-} from "../../jailer/layout.ts";
 import type {
   JailLaunchParams,
   JailLaunchResult,
@@ -26,17 +18,13 @@ import type { LaunchSpec, VmmDriver, VmmHandles } from "../types.ts";
 import { apiCall } from "./api.ts";
 import {
   configureRequests,
-  type FirecrackerPaths,
+  FIRECRACKER_FILES,
+  firecrackerPaths,
   INSTANCE_START,
 } from "./requests.ts";
-import { compareVersions, SERIAL_API_SINCE, type Version } from "./version.ts";
 
-/** Files the driver keeps in the VM's directory. */
-export const FIRECRACKER_FILES = {
-  pid: "vmm.pid",
-  log: "firecracker.log",
-  metrics: "metrics.json",
-} as const;
+export { FIRECRACKER_FILES };
+import { compareVersions, SERIAL_API_SINCE, type Version } from "./version.ts";
 
 /** The process name Firecracker runs under (`/proc/<pid>/comm`). */
 export const FIRECRACKER_COMM = "firecracker";
@@ -126,29 +114,6 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
     return result.pid;
   }
 
-  function pathsFor(spec: LaunchSpec): FirecrackerPaths {
-    if (jail) {
-      return {
-        kernel: CHROOT_KERNEL,
-        initrd: spec.initrd ? CHROOT_INITRD : undefined,
-        drives: Object.fromEntries(
-          spec.drives.map((d) => [d.id, chrootDrive(d.id)]),
-        ),
-        log: CHROOT_LOG,
-        metrics: CHROOT_METRICS,
-        serial: serialApi ? CHROOT_CONSOLE : undefined,
-      };
-    }
-    return {
-      kernel: spec.kernel,
-      initrd: spec.initrd,
-      drives: Object.fromEntries(spec.drives.map((d) => [d.id, d.path])),
-      log: join(spec.dir, FIRECRACKER_FILES.log),
-      metrics: join(spec.dir, FIRECRACKER_FILES.metrics),
-      serial: serialApi ? spec.consoleLog : undefined,
-    };
-  }
-
   async function release(id: string, dir: string, socket: string) {
     const failures: string[] = [];
     if (jail) {
@@ -164,7 +129,7 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
     name: "firecracker",
     rootFormat: "raw",
     async launch(spec: LaunchSpec): Promise<VmmHandles> {
-      const paths = pathsFor(spec);
+      const paths = firecrackerPaths(spec, { jailed: !!jail, serialApi });
       const requests = configureRequests(spec, paths);
       // Firecracker opens its log and metrics files but never creates
       // them; the console file is made here so that it is the owner's.

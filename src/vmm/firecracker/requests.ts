@@ -5,8 +5,24 @@
  *
  * @module
  */
+import { join } from "node:path";
+import {
+  CHROOT_CONSOLE,
+  CHROOT_INITRD,
+  CHROOT_KERNEL,
+  CHROOT_LOG,
+  CHROOT_METRICS,
+  chrootDrive,
+} from "../../jailer/layout.ts";
 import type { ApiRequest } from "./api.ts";
 import type { LaunchSpec } from "../types.ts";
+
+/** Files the driver keeps in the VM's directory. */
+export const FIRECRACKER_FILES = {
+  pid: "vmm.pid",
+  log: "firecracker.log",
+  metrics: "metrics.json",
+} as const;
 
 /** Firecracker's limits on a machine. */
 export const MAX_VCPUS = 32;
@@ -23,6 +39,37 @@ export interface FirecrackerPaths {
   metrics: string;
   /** Where the serial console goes; undefined keeps Firecracker's stdout. */
   serial: string | undefined;
+}
+
+/**
+ * The paths Firecracker is given for `spec`: inside the chroot when
+ * jailed, the host's otherwise. `serialApi` says whether this Firecracker
+ * has `PUT /serial`; without it the console stays on its stdout.
+ */
+export function firecrackerPaths(
+  spec: LaunchSpec,
+  mode: { jailed: boolean; serialApi: boolean },
+): FirecrackerPaths {
+  if (mode.jailed) {
+    return {
+      kernel: CHROOT_KERNEL,
+      initrd: spec.initrd ? CHROOT_INITRD : undefined,
+      drives: Object.fromEntries(
+        spec.drives.map((d) => [d.id, chrootDrive(d.id)]),
+      ),
+      log: CHROOT_LOG,
+      metrics: CHROOT_METRICS,
+      serial: mode.serialApi ? CHROOT_CONSOLE : undefined,
+    };
+  }
+  return {
+    kernel: spec.kernel,
+    initrd: spec.initrd,
+    drives: Object.fromEntries(spec.drives.map((d) => [d.id, d.path])),
+    log: join(spec.dir, FIRECRACKER_FILES.log),
+    metrics: join(spec.dir, FIRECRACKER_FILES.metrics),
+    serial: mode.serialApi ? spec.consoleLog : undefined,
+  };
 }
 
 /**
