@@ -8,7 +8,33 @@ import assert from "node:assert/strict";
 const PROBE = new URL("./jail_chroot_probe.ts", import.meta.url).pathname;
 const isRoot = Deno.uid() === 0;
 
-async function probe(scenario: string): Promise<Record<string, any>> {
+/** What jail_chroot_probe.ts reports after staging. */
+interface Staged {
+  mounts: { at: string; readOnly: boolean }[];
+  kernelLinks: number;
+  sameInode: boolean;
+  initrdPresent: boolean;
+  node: {
+    isBlockDevice: boolean;
+    rdev: number;
+    sourceRdev: number;
+    uid: number;
+    gid: number;
+  };
+  binary: { size: number; sourceSize: number; mode: number };
+  libraryWrite: string;
+  libEntry: string;
+}
+
+/** What it reports after removal. */
+interface After {
+  mountsLeft: number;
+  jailExists: boolean;
+  kernelLinks: number;
+  hostLibraryIntact: boolean;
+}
+
+async function probe<T>(scenario: string): Promise<T> {
   const work = await Deno.makeTempDir({ prefix: "banger-jail-" });
   try {
     const out = await new Deno.Command("unshare", {
@@ -39,7 +65,9 @@ Deno.test({
   name: "stageJail() links, mirrors devices, copies and binds read-only",
   ignore: !isRoot,
   async fn() {
-    const { staged, removed, after } = await probe("stage-remove");
+    const { staged, removed, after } = await probe<
+      { staged: Staged; removed: boolean; after: After }
+    >("stage-remove");
     // The self bind is the first mount; library binds are read-only.
     assert.ok(
       staged.mounts.some((m: { at: string }) => m.at === "/"),
@@ -86,7 +114,11 @@ Deno.test({
   name: "removeJail() cleans up from a fresh process after a crash",
   ignore: !isRoot,
   async fn() {
-    const { staged, removedByFresh, after } = await probe("crash");
+    const { staged, removedByFresh, after } = await probe<{
+      staged: { mounts: number };
+      removedByFresh: { removed: boolean };
+      after: After;
+    }>("crash");
     assert.ok(staged.mounts >= 1, "staging made no mounts");
     assert.equal(removedByFresh.removed, true);
     assert.equal(after.mountsLeft, 0);
@@ -99,7 +131,9 @@ Deno.test({
   name: "stageJail() over a leftover jail replaces it",
   ignore: !isRoot,
   async fn() {
-    const { staged, after } = await probe("restage");
+    const { staged, after } = await probe<{ staged: Staged; after: After }>(
+      "restage",
+    );
     // One self bind, not two stacked ones.
     assert.equal(
       staged.mounts.filter((m: { at: string }) => m.at === "/").length,
