@@ -51,14 +51,16 @@ export const DAEMON_PROGRAMS = [
   "cat",
   "ps",
   "kill",
+  // Deno.symlink needs unscoped read and write (Firecracker socket links).
+  "ln",
 ];
 
 /**
- * Programs the helper runs: network plumbing, and cat for /proc (mount
- * table checks before a jail is removed). The jailer is added when one is
- * configured.
+ * Programs the helper runs: network plumbing, and for jailed VMs cat (the
+ * mount table and /proc/<pid>/comm), ps and kill (ending a jailed
+ * Firecracker). The jailer is added when one is configured.
  */
-export const HELPER_PROGRAMS = ["ip", "nft", "cat"];
+export const HELPER_PROGRAMS = ["ip", "nft", "cat", "ps", "kill"];
 
 /**
  * Library directories bind-mounted read-only into a jail when Firecracker

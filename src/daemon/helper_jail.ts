@@ -29,8 +29,4 @@ export class HelperJail implements JailSeam {
   async terminate(id: string): Promise<void> {
     await call(this.socket, "jail.terminate", { id }, JailDoneResultSchema);
   }
-
-  async cleanup(id: string): Promise<void> {
-    await call(this.socket, "jail.cleanup", { id }, JailDoneResultSchema);
-  }
 }

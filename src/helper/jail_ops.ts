@@ -1,6 +1,6 @@
 /**
  * The helper's jailer operations: stage a chroot and start the jailer in
- * it, end a jailed Firecracker, remove a jail. Every path the daemon sends
+ * it; end a jailed Firecracker and remove its jail. Every path the daemon sends
  * is checked to be banger's own before anything is linked, mounted or
  * started; the binaries come from the helper's own configuration, never
  * from the request.
@@ -16,12 +16,7 @@ import { RpcError } from "../protocol/envelope.ts";
 import { type Handler, handler } from "../rpc/server.ts";
 import { removeJail, stageJail } from "../jailer/chroot.ts";
 import { JAIL_ID, jailPaths } from "../jailer/layout.ts";
-import {
-  endJailedFirecracker,
-  isJailedFirecracker,
-  readPidFile,
-  startJailer,
-} from "../jailer/launch.ts";
+import { endJailedFirecracker, startJailer } from "../jailer/launch.ts";
 
 /** What the jailer operations are checked against. */
 export interface JailPolicy {
@@ -165,20 +160,6 @@ export function jailHandlers(policy: JailPolicy): Record<string, Handler> {
       await endJailedFirecracker(paths, id);
       const removed = await removeJail(policy.jailDir, id);
       ctx.log.info("jail terminated", { id, removed });
-      return { id, removed };
-    }),
-    "jail.cleanup": handler(JailIdParamsSchema, async (p, ctx) => {
-      const id = checkJailId(p.id);
-      const paths = jailPaths(policy.jailDir, id);
-      const pid = await readPidFile(paths.pidFile);
-      if (pid && (await isJailedFirecracker(pid, id))) {
-        throw new RpcError(
-          "operation_failed",
-          `Cannot remove the jail of VM ${id}: its Firecracker (pid ${pid}) still runs`,
-        );
-      }
-      const removed = await removeJail(policy.jailDir, id);
-      ctx.log.info("jail removed", { id, removed });
       return { id, removed };
     }),
   };

@@ -33,7 +33,7 @@ export const JailLaunchResultSchema = z.strictObject({
 });
 export type JailLaunchResult = z.infer<typeof JailLaunchResultSchema>;
 
-/** `jail.terminate` / `jail.cleanup`: by VM id only. */
+/** `jail.terminate`: by VM id only. */
 export const JailIdParamsSchema = z.strictObject({ id });
 
 export const JailDoneResultSchema = z.strictObject({

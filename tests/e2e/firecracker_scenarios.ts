@@ -17,18 +17,32 @@ export const STANDIN_BIN = new URL(
   import.meta.url,
 ).pathname;
 
+/** The stand-in jailer's executable wrapper. */
+export const STANDIN_JAILER = new URL(
+  "../firecracker_standin/jailer",
+  import.meta.url,
+).pathname;
+
 /** Configures the scenario's banger to run VMs in the stand-in. */
-async function useStandin(s: Scenario): Promise<void> {
+async function useStandin(s: Scenario, jailer = false): Promise<void> {
   await Deno.mkdir(join(s.root, "etc/banger"), { recursive: true });
   await Deno.writeTextFile(
     join(s.root, "etc/banger/config.toml"),
     [
       `vmm = "firecracker"`,
       `firecracker_bin = "${STANDIN_BIN}"`,
-      `jailer_enabled = false`,
+      `jailer_bin = "${STANDIN_JAILER}"`,
+      `jailer_enabled = ${jailer}`,
       "",
     ].join("\n"),
   );
+}
+
+/** Mount points at or below `dir` in this mount namespace. */
+async function mountsBelow(s: Scenario, dir: string): Promise<string[]> {
+  const table = await s.sh("cat", ["/proc/self/mountinfo"]);
+  return table.stdout.split("\n").map((line) => line.split(" ")[4] ?? "")
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 /** The comm of live process `pid`, or "" when it is gone or a zombie. */
@@ -39,6 +53,87 @@ async function pidAlive(s: Scenario, pid: number): Promise<string> {
 }
 
 export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
+  "firecracker-jailed": {
+    description:
+      "vm run through the jailer path: helper-staged chroot, long socket behind a symlink, cleanup after a killed daemon and helper (stand-in jailer and firecracker)",
+    core: false,
+    async run(s) {
+      await useStandin(s, true);
+      const repo = await s.gitRepo("fc-jailed", { "hello.txt": "jailed\n" });
+      const run = await s.banger(
+        ["vm", "run", "--name", "fc-jail", repo, "--", "cat", "hello.txt"],
+        { expectCode: 0 },
+      );
+      check(run.stdout === "jailed\n", `the guest printed "${run.stdout}"`);
+      const [vm] = await s.vms();
+      check(vm?.name === "fc-jail", "the jailed VM is not listed");
+      const id = vm.dir.split("/").pop()!;
+      const jailDir = join(s.root, "var/lib/banger/jail/firecracker", id);
+      const root = join(jailDir, "root");
+
+      // The jail holds hard links of the VM's files, not copies.
+      const kernel = await Deno.stat(join(root, "vmlinux"));
+      check(
+        (kernel.nlink ?? 0) >= 2,
+        "the kernel in the jail is not a hard link",
+      );
+      const [inJail, inVm] = await Promise.all([
+        Deno.stat(join(root, "drive-root")),
+        Deno.stat(join(vm.dir, "root.img")),
+      ]);
+      check(inJail.ino === inVm.ino, "the root disk in the jail is a copy");
+      check(
+        (await mountsBelow(s, jailDir)).includes(root),
+        "the chroot is not bind-mounted onto itself",
+      );
+      // The API socket is reached through a short symlink.
+      const link = join(s.root, "run/banger/vmm/2.sock");
+      const target = await Deno.readLink(link);
+      check(
+        target === join(root, "run/firecracker.socket"),
+        `control socket points at "${target}"`,
+      );
+      check(
+        new TextEncoder().encode(target).byteLength > 108,
+        `the socket path is only ${target.length} bytes; the test proves nothing`,
+      );
+      const pid = Number(
+        (await Deno.readTextFile(join(root, "firecracker.pid"))).trim(),
+      );
+      check(
+        (await pidAlive(s, pid)) === "firecracker",
+        `the jailer's pid ${pid} is not a firecracker process`,
+      );
+
+      for (
+        const file of ["run/banger/daemon.pid", "run/banger-root/helper.pid"]
+      ) {
+        const rolePid = (await Deno.readTextFile(join(s.root, file))).trim();
+        await s.sh("kill", ["-KILL", rolePid]);
+      }
+      const after = await s.vms();
+      check(after[0]?.state === "running", "the jailed VM was not adopted");
+      const hostname = await s.banger(
+        ["vm", "ssh", "fc-jail", "--", "cat", "/etc/hostname"],
+        { expectCode: 0 },
+      );
+      check(hostname.stdout.trim() === "fc-jail", "ssh after restart failed");
+
+      await s.banger(["vm", "delete", "fc-jail"], { expectCode: 0 });
+      check((await pidAlive(s, pid)) === "", "the jailed VMM outlived delete");
+      const left = await mountsBelow(s, s.root);
+      check(left.length === 0, `mounts left: ${left.join(", ")}`);
+      check(
+        !(await Deno.lstat(jailDir).then(() => true, () => false)),
+        "the jail directory is left",
+      );
+      check(
+        !(await Deno.lstat(link).then(() => true, () => false)),
+        "the control socket symlink is left",
+      );
+      await assertNothingLeft(s);
+    },
+  },
   "firecracker-standin": {
     description:
       "vm run <repo> -- cmd through the Firecracker driver (stand-in firecracker, no jailer); the VMM survives a killed daemon and helper",

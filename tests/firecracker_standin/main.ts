@@ -21,11 +21,16 @@
  * treat it like the real program. QEMU runs as its child with a
  * parent-death signal, so killing the stand-in ends the guest too.
  *
- * What it does not emulate: the jailer, seccomp, snapshots, balloon,
+ * Started by the stand-in jailer (./jailer.ts), it resolves every path
+ * under the chroot named by `BANGER_STANDIN_CHROOT`, as a chrooted
+ * Firecracker sees them, and binds its socket relative to it.
+ *
+ * What it does not emulate: seccomp, snapshots, balloon,
  * vsock, MMDS, `--config-file` and `--no-api` (refused with a message).
  *
  * @module
  */
+import { join } from "node:path";
 import { detectAccel, hostTscKhz } from "../../src/vmm/qemu.ts";
 import { ApiSchema } from "./schema.ts";
 import { type MachineState, qemuArgv } from "./qemu_map.ts";
@@ -122,7 +127,18 @@ const instanceId = flags.get("--id") ?? "anonymous-instance";
 if (!/^[A-Za-z0-9-]{1,64}$/.test(instanceId)) {
   fail(`Invalid instance ID: ${instanceId}`, 1);
 }
-const apiSock = flags.get("--api-sock") ?? "/run/firecracker.socket";
+/** Set by the stand-in jailer: the directory a jailed Firecracker sees as /. */
+const chroot = Deno.env.get("BANGER_STANDIN_CHROOT");
+/** A path as a chrooted Firecracker would resolve it. */
+function hostPath(path: string): string {
+  return chroot && path.startsWith("/") ? join(chroot, path) : path;
+}
+let apiSock = flags.get("--api-sock") ?? "/run/firecracker.socket";
+if (chroot) {
+  // Relative to the chroot, the socket path stays as short as inside one.
+  Deno.chdir(chroot);
+  if (apiSock.startsWith("/")) apiSock = `.${apiSock}`;
+}
 if (await exists(apiSock)) {
   fail(
     `Failed to open the API socket at: ${apiSock}. Check that it is not already used.`,
@@ -226,7 +242,7 @@ async function openCheck(
   what: string,
 ): Promise<void> {
   try {
-    const file = await Deno.open(path, { read: true, write });
+    const file = await Deno.open(hostPath(path), { read: true, write });
     file.close();
   } catch (error) {
     throw new Fault(`${what}: ${(error as Error).message}`);
@@ -363,7 +379,7 @@ async function handle(method: string, path: string, body: unknown) {
       const path = b.log_path as string | undefined;
       if (path !== undefined) {
         await openCheck(path, true, "Failed to open target file");
-        state.logPath = path;
+        state.logPath = hostPath(path);
       }
       log(`Running Firecracker v${STANDIN_VERSION} (banger stand-in)`);
       return undefined;
@@ -377,11 +393,12 @@ async function handle(method: string, path: string, body: unknown) {
         true,
         "Failed to open target file",
       );
-      state.metricsPath = b.metrics_path as string;
+      state.metricsPath = hostPath(b.metrics_path as string);
       return undefined;
     }
     case "PUT /serial": {
-      state.serialOutPath = b.serial_out_path as string | undefined;
+      const path = b.serial_out_path as string | undefined;
+      state.serialOutPath = path === undefined ? undefined : hostPath(path);
       return undefined;
     }
     case "PUT /actions": {
@@ -417,8 +434,17 @@ async function start(): Promise<void> {
   }
   const machine: MachineState = {
     machine: state.machine,
-    boot: state.boot,
-    drives: [...state.drives.values()],
+    boot: {
+      ...state.boot,
+      kernel_image_path: hostPath(state.boot.kernel_image_path),
+      ...(state.boot.initrd_path
+        ? { initrd_path: hostPath(state.boot.initrd_path) }
+        : {}),
+    },
+    drives: [...state.drives.values()].map((d) => ({
+      ...d,
+      path_on_host: hostPath(d.path_on_host),
+    })),
     nets: [...state.nets.values()],
     serialOutPath: state.serialOutPath,
     enablePci: flags.has("--enable-pci"),

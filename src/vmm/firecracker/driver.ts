@@ -13,6 +13,7 @@ import type {
   JailLaunchParams,
   JailLaunchResult,
 } from "../../protocol/jail.ts";
+import { run } from "../../util/exec.ts";
 import { processInfo, readProcFile, sendSignal } from "../../util/procfs.ts";
 import type { LaunchSpec, VmmDriver, VmmHandles } from "../types.ts";
 import { apiCall } from "./api.ts";
@@ -35,10 +36,11 @@ const SOCKET_TIMEOUT_MS = 15_000;
 /** The privileged half of a jailed launch: the root helper. */
 export interface JailSeam {
   launch(params: JailLaunchParams): Promise<JailLaunchResult>;
-  /** Ends the jailed VMM of VM `id` and removes its chroot. */
+  /**
+   * Ends the jailed VMM of VM `id`, if one runs, and removes its chroot
+   * (unmounting first). Safe to repeat.
+   */
   terminate(id: string): Promise<void>;
-  /** Removes VM `id`'s chroot (unmounting first); no VMM may run in it. */
-  cleanup(id: string): Promise<void>;
 }
 
 /** Options of {@linkcode firecrackerDriver}. */
@@ -105,7 +107,9 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
     // The socket inside the chroot is usually past sun_path's 108 bytes;
     // the control socket path is short and fixed per address slot.
     await removeIfPresent(spec.controlSocket);
-    await Deno.symlink(result.apiSocket, spec.controlSocket);
+    // Deno.symlink needs unscoped read and write permission, which the
+    // daemon does not have; ln makes the same link.
+    await run("ln", ["-s", "--", result.apiSocket, spec.controlSocket]);
     await Deno.writeTextFile(
       join(spec.dir, FIRECRACKER_FILES.pid),
       `${result.pid}\n`,
@@ -117,7 +121,9 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
   async function release(id: string, dir: string, socket: string) {
     const failures: string[] = [];
     if (jail) {
-      await jail.cleanup(id).catch((e) => failures.push(String(e.message)));
+      // Terminate, not only remove: after a crash a jailed Firecracker may
+      // run although no pid was ever recorded for it.
+      await jail.terminate(id).catch((e) => failures.push(String(e.message)));
     }
     for (const path of [socket, join(dir, FIRECRACKER_FILES.pid)]) {
       await removeIfPresent(path).catch((e) => failures.push(String(e)));
@@ -150,10 +156,17 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
           await apiCall(spec.controlSocket, request);
         }
       } catch (error) {
-        const handles = pid
-          ? { vmm: "firecracker", pid, controlSocket: spec.controlSocket }
-          : undefined;
-        if (handles) await driver.terminate(handles, spec.dir).catch(() => {});
+        // A jailed Firecracker may run although its pid never came back
+        // here (a failure right after the helper started it).
+        if (jail) await jail.terminate(spec.id).catch(() => {});
+        else if (pid) {
+          const handles = {
+            vmm: "firecracker",
+            pid,
+            controlSocket: spec.controlSocket,
+          };
+          await driver.terminate(handles, spec.dir).catch(() => {});
+        }
         await release(spec.id, spec.dir, spec.controlSocket).catch(() => {});
         throw new Error(
           `Cannot start VM "${spec.name}" with Firecracker: ${
