@@ -194,6 +194,9 @@ export class VmService {
           name: row.name,
           vcpu: row.vcpu,
           memoryMib: row.memory_mib,
+          // TODO: a kernel chosen apart from the image (an imported
+          // Firecracker-config kernel that needs no initrd) has no command
+          // yet; the drivers already boot without an initrd.
           kernel: image.kernel,
           initrd: image.initrd,
           cmdline: kernelCmdline(),

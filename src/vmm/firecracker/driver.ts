@@ -57,6 +57,10 @@ export interface FirecrackerOptions {
 
 /** Creates the Firecracker driver. */
 export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
+  // TODO: before 1.14 the console goes to Firecracker's stdout, which is
+  // /dev/null under the jailer's --daemonize; capturing it would need the
+  // jailer started with its stdout on the console file (fd passing, which
+  // Deno.Command cannot do).
   const serialApi = compareVersions(options.version, SERIAL_API_SINCE) >= 0;
   const jail = options.jail;
 
