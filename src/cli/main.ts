@@ -23,6 +23,7 @@ import { VERSION } from "../version.ts";
 import { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
+import { addKernelCommands } from "./kernel.ts";
 import { probePermissions } from "./probe.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
@@ -78,6 +79,10 @@ export async function cliMain(
       "VM name, a DNS label (default: generated, e.g. calm-otter)",
     )
     .option("--image <image>", "image to boot", config.defaultImage)
+    .option(
+      "--kernel <name>",
+      "boot an imported kernel instead of the image's (see banger kernel import)",
+    )
     .option(
       "--vcpu <n>",
       `virtual CPUs (default: ${d.vcpu.value}, from ${d.vcpu.from})`,
@@ -208,6 +213,8 @@ export async function cliMain(
       }).spawn();
       status = (await child.status).code;
     });
+
+  addKernelCommands(program, daemon, paths);
 
   const image = program.command("image").description("build and list images");
   image.command("build").description(

@@ -25,6 +25,7 @@ import { note, out, Progress } from "./output.ts";
 export interface VmRunFlags {
   name?: string;
   image?: string;
+  kernel?: string;
   vcpu?: string;
   memory?: string;
   diskSize?: string;
@@ -37,6 +38,7 @@ export interface VmRunFlags {
 export interface VmRunPlan {
   name: string | undefined;
   image: string;
+  kernel: string | undefined;
   vcpu: number;
   memoryMib: number;
   diskMib: number;
@@ -78,6 +80,7 @@ export async function planVmRun(
   return {
     name,
     image: flags.image ?? config.defaultImage,
+    kernel: flags.kernel,
     vcpu,
     memoryMib,
     diskMib,
@@ -145,6 +148,7 @@ export async function executeVmRun(
       {
         ...(plan.name ? { name: plan.name } : {}),
         image: plan.image,
+        ...(plan.kernel ? { kernel: plan.kernel } : {}),
         vcpu: plan.vcpu,
         memoryMib: plan.memoryMib,
         diskMib: plan.diskMib,

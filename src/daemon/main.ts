@@ -24,6 +24,8 @@ import { VERSION } from "../version.ts";
 import { detectAccel, hostTscKhz } from "../vmm/qemu.ts";
 import { createVmm } from "../vmm/select.ts";
 import { HelperJail } from "./helper_jail.ts";
+import { KernelService } from "./kernels.ts";
+import { KernelImportParamsSchema } from "../protocol/kernel.ts";
 import { StateDb } from "./db.ts";
 import { HelperClient } from "./host_network.ts";
 import { type Image, ImageService } from "./images.ts";
@@ -90,12 +92,17 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
     mirror: config.debianMirror,
     securityMirror: config.debianSecurityMirror,
   });
+  const kernels = new KernelService(
+    paths.kernelsDir,
+    `${paths.userStateDir}/import`,
+  );
   const failAt = Deno.env.get("BANGER_TEST_FAIL_AFTER_STAGE");
   const vms = new VmService({
     db,
     paths,
     config,
     images,
+    kernels,
     network: new HelperClient(paths.helperSocket),
     vmm,
     ssh: { key: sshKey, knownHosts: paths.knownHosts },
@@ -137,6 +144,11 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
       EmptySchema,
       () => Promise.resolve(images.list().map(imageInfo)),
     ),
+    "kernel.import": handler(
+      KernelImportParamsSchema,
+      (p) => kernels.import(p),
+    ),
+    "kernel.list": handler(EmptySchema, () => kernels.list()),
     "vm.list": handler(EmptySchema, () => Promise.resolve(vms.list())),
     "vm.get": handler(
       VmRefParamsSchema,

@@ -38,6 +38,7 @@ import {
 } from "./disks.ts";
 import type { HostNetwork } from "./host_network.ts";
 import type { ImageService } from "./images.ts";
+import type { KernelService } from "./kernels.ts";
 import { waitForGuest } from "./guest_wait.ts";
 import { ROOT_LABEL } from "../image/guest_files.ts";
 
@@ -58,6 +59,8 @@ export interface VmServiceOptions {
   paths: Paths;
   config: Config;
   images: ImageService;
+  /** Imported kernels, for `--kernel`. */
+  kernels?: KernelService | undefined;
   network: HostNetwork;
   vmm: VmmDriver;
   ssh: SshIdentity;
@@ -114,6 +117,10 @@ export class VmService {
     params: VmCreateParams,
     ctx: Pick<HandlerContext, "progress" | "log">,
   ): Promise<{ vm: VmInfo; timings: Record<string, number> }> {
+    // An unknown kernel is refused before anything exists.
+    const kernel = params.kernel === undefined
+      ? undefined
+      : await this.#kernel(params.kernel);
     const row = this.#reserve(params);
     const dir = this.#dir(row.id);
     const undo: Undo[] = [{
@@ -194,11 +201,10 @@ export class VmService {
           name: row.name,
           vcpu: row.vcpu,
           memoryMib: row.memory_mib,
-          // TODO: a kernel chosen apart from the image (an imported
-          // Firecracker-config kernel that needs no initrd) has no command
-          // yet; the drivers already boot without an initrd.
-          kernel: image.kernel,
-          initrd: image.initrd,
+          // TODO: the kernel choice is not stored with the VM yet; a
+          // restart command will need it in the vms table.
+          kernel: kernel?.vmlinux ?? image.kernel,
+          initrd: kernel ? kernel.initrdPath : image.initrd,
           cmdline: kernelCmdline(),
           drives: [
             {
@@ -418,6 +424,16 @@ export class VmService {
       });
       log.info("VM found dead, marked stopped", { vm: row.name, failures });
     }
+  }
+
+  async #kernel(name: string) {
+    if (!this.o.kernels) {
+      throw new RpcError(
+        "bad_request",
+        `Cannot use kernel "${name}": this daemon has no kernel store`,
+      );
+    }
+    return await this.o.kernels.get(name);
   }
 
   /** Reserves name, address and tap by inserting the row (synchronously). */

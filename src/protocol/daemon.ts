@@ -48,6 +48,8 @@ export const PingResultSchema = z.strictObject({
 export const VmCreateParamsSchema = z.strictObject({
   name: VmNameSchema.optional(),
   image: z.string().min(1).max(64).optional(),
+  /** An imported kernel to boot instead of the image's. */
+  kernel: z.string().min(1).max(64).optional(),
   vcpu: z.number().int().positive().max(64).optional(),
   memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
   diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),
