@@ -38,6 +38,22 @@ async function useStandin(s: Scenario, jailer = false): Promise<void> {
   );
 }
 
+/** The newest golden image directory in the build cache. */
+async function cachedImageDir(s: Scenario): Promise<string> {
+  const images = join(s.cacheDir, "images");
+  let newest: { dir: string; time: number } | undefined;
+  for await (const entry of Deno.readDir(images)) {
+    const dir = join(images, entry.name);
+    const kernel = await Deno.stat(join(dir, "vmlinux")).catch(() => undefined);
+    const time = kernel?.mtime?.getTime() ?? -1;
+    if (entry.isDirectory && time >= 0 && time > (newest?.time ?? -1)) {
+      newest = { dir, time };
+    }
+  }
+  if (!newest) throw new Error(`no built image in "${images}"`);
+  return newest.dir;
+}
+
 /** Mount points at or below `dir` in this mount namespace. */
 async function mountsBelow(s: Scenario, dir: string): Promise<string[]> {
   const table = await s.sh("cat", ["/proc/self/mountinfo"]);
@@ -136,7 +152,7 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
   },
   "firecracker-standin": {
     description:
-      "vm run <repo> -- cmd through the Firecracker driver (stand-in firecracker, no jailer); the VMM survives a killed daemon and helper",
+      "vm run --kernel <imported> <repo> -- cmd through the Firecracker driver (stand-in firecracker, no jailer); the VMM survives a killed daemon and helper",
     core: false,
     async run(s) {
       await useStandin(s);
@@ -144,10 +160,31 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
         "hello.txt": "hello from the host\n",
       });
 
+      // The image's own kernel, imported: the --kernel path end to end.
+      const image = await cachedImageDir(s);
+      await s.banger([
+        "kernel",
+        "import",
+        "debian-import",
+        join(image, "vmlinux"),
+        "--initrd",
+        join(image, "initrd.img"),
+      ], { expectCode: 0 });
+      const kernels = JSON.parse(
+        (await s.banger(["kernel", "list", "--json"], { expectCode: 0 }))
+          .stdout,
+      ) as { name: string; initrd: boolean }[];
+      check(
+        kernels.length === 1 && kernels[0]!.name === "debian-import" &&
+          kernels[0]!.initrd,
+        `kernel list shows ${JSON.stringify(kernels)}`,
+      );
       const run = await s.banger([
         "vm",
         "run",
         "--rm",
+        "--kernel",
+        "debian-import",
         repo,
         "--",
         "sh",
