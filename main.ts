@@ -17,6 +17,7 @@ import {
   roleOf,
   rolePermissions,
 } from "./src/roles.ts";
+import { which } from "./src/util/exec.ts";
 import { parseCidr } from "./src/util/ipv4.ts";
 import type { RoleStart, WorkerExit } from "./src/role_worker.ts";
 
@@ -58,6 +59,8 @@ async function roleConfig(configFile: string): Promise<RoleConfig | undefined> {
       qemuBin: config.qemuBin,
       hostSlots: parseCidr(config.cidr).size - 2,
       cidr: config.cidr,
+      firecrackerBin: which(config.firecrackerBin),
+      jailerBin: which(config.jailerBin),
     };
   } catch {
     return undefined;

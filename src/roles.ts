@@ -53,17 +53,36 @@ export const DAEMON_PROGRAMS = [
   "cat",
   "ps",
   "kill",
+  // Deno.symlink needs unscoped read and write (Firecracker socket links).
+  "ln",
 ];
 
 /**
- * Programs the helper runs: network plumbing only. `sysctl` turns IPv4
+/**
+ * Programs the helper runs: network plumbing; `sysctl` turns IPv4
  * forwarding on (Deno refuses /proc writes without --allow-all);
- * `resolvectl` routes `~vm` where systemd-resolved runs.
+ * `resolvectl` routes `~vm` where systemd-resolved runs; for jailed VMs cat
+ * (the mount table and /proc/<pid>/comm), ps and kill (ending a jailed
+ * Firecracker). The jailer is added when one is configured.
  */
-export const HELPER_PROGRAMS = ["ip", "nft", "sysctl", "resolvectl"];
+export const HELPER_PROGRAMS = [
+  "ip",
+  "nft",
+  "sysctl",
+  "resolvectl",
+  "cat",
+  "ps",
+  "kill",
+];
 
 /** Where systemd-resolved's socket shows that it runs (helper reads it). */
 export const RESOLVED_RUN_DIR = "/run/systemd/resolve";
+
+/**
+ * Library directories bind-mounted read-only into a jail when Firecracker
+ * is dynamically linked; the helper reads them to see which exist.
+ */
+export const JAIL_LIBRARY_DIRS = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
 /** Programs the CLI runs: ssh sessions, the workspace copy, and itself. */
 export const CLI_PROGRAMS = ["ssh", "git", "tar", "setsid"];
@@ -77,6 +96,10 @@ export interface RoleConfig {
   qemuBin: string;
   /** Number of guest address slots (host addresses in the range). */
   hostSlots: number;
+  /** The firecracker binary, when it resolves to a path. */
+  firecrackerBin?: string | undefined;
+  /** The jailer binary, when it resolves to a path. */
+  jailerBin?: string | undefined;
   /** The guest range; the CLI may connect to its hosts (ssh-proxy). */
   cidr?: string;
 }
@@ -144,6 +167,8 @@ export function rolePermissions(
           ...userDirs,
           "/etc/apt",
           "/dev/kvm",
+          // Resolving firecracker_bin (is it there, is it executable).
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
         ],
         write: [
           paths.stateDir,
@@ -152,7 +177,11 @@ export function rolePermissions(
           paths.helperSocket,
           ...userDirs,
         ],
-        run: [...DAEMON_PROGRAMS, config.qemuBin],
+        run: [
+          ...DAEMON_PROGRAMS,
+          config.qemuBin,
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
+        ],
         net: [
           "127.0.0.1",
           unix(paths.daemonSocket),
@@ -174,9 +203,18 @@ export function rolePermissions(
           paths.stateDir,
           paths.helperRunDir,
           RESOLVED_RUN_DIR,
+          // The owner's primary group, for the jailer's --gid.
+          "/etc/passwd",
+          // Copied into jails, and inspected for dynamic linking.
+          ...(config.firecrackerBin ? [config.firecrackerBin] : []),
+          ...(config.jailerBin ? [config.jailerBin] : []),
+          ...JAIL_LIBRARY_DIRS,
         ],
         write: [paths.helperRunDir, paths.stateDir],
-        run: HELPER_PROGRAMS,
+        run: [
+          ...HELPER_PROGRAMS,
+          ...(config.jailerBin ? [config.jailerBin] : []),
+        ],
         net: [unix(paths.helperSocket)],
         env: true,
         sys: ["systemMemoryInfo"],

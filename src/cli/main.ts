@@ -33,6 +33,7 @@ import {
 } from "./ssh_config.ts";
 import { sshProxy } from "./ssh_proxy.ts";
 import { formatPorts, vmPorts } from "./vm_ports.ts";
+import { addKernelCommands } from "./kernel.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
 
@@ -87,6 +88,10 @@ export async function cliMain(
       "VM name, a DNS label (default: generated, e.g. calm-otter)",
     )
     .option("--image <image>", "image to boot", config.defaultImage)
+    .option(
+      "--kernel <name>",
+      "boot an imported kernel instead of the image's (see banger kernel import)",
+    )
     .option(
       "--vcpu <n>",
       `virtual CPUs (default: ${d.vcpu.value}, from ${d.vcpu.from})`,
@@ -287,6 +292,8 @@ export async function cliMain(
         out(renderSshConfig(inputs));
       }
     });
+
+  addKernelCommands(program, daemon, paths);
 
   const image = program.command("image").description("build and list images");
   image.command("build").description(

@@ -26,6 +26,7 @@ import { withActivity } from "./activity.ts";
 export interface VmRunFlags {
   name?: string;
   image?: string;
+  kernel?: string;
   vcpu?: string;
   memory?: string;
   diskSize?: string;
@@ -40,6 +41,7 @@ export interface VmRunFlags {
 export interface VmRunPlan {
   name: string | undefined;
   image: string;
+  kernel: string | undefined;
   vcpu: number;
   memoryMib: number;
   diskMib: number;
@@ -83,6 +85,7 @@ export async function planVmRun(
   return {
     name,
     image: flags.image ?? config.defaultImage,
+    kernel: flags.kernel,
     vcpu,
     memoryMib,
     diskMib,
@@ -167,6 +170,7 @@ export async function executeVmRun(
       {
         ...(plan.name ? { name: plan.name } : {}),
         image: plan.image,
+        ...(plan.kernel ? { kernel: plan.kernel } : {}),
         vcpu: plan.vcpu,
         memoryMib: plan.memoryMib,
         diskMib: plan.diskMib,

@@ -41,6 +41,9 @@ const MIGRATIONS: string[] = [
   // 3: opt-in NAT (`vm run --nat`), kept so stop/start and reconcile can
   // restore or remove the guest's rules.
   `ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;`,
+  // 4: an imported kernel booted instead of the image's (`--kernel`), kept
+  // so that start and restart boot the same one.
+  `ALTER TABLE vms ADD COLUMN kernel TEXT;`,
 ];
 
 /** A VM row as stored. */
@@ -66,6 +69,8 @@ export interface VmRow {
   /** JSON of {@linkcode SpecFrom}. */
   spec_from?: string | null;
   last_active_at?: string | null;
+  /** The imported kernel's name, or null for the image's kernel. */
+  kernel?: string | null;
 }
 
 /** Where a VM's vcpu, memory and disk values came from. */
@@ -151,8 +156,8 @@ export class StateDb {
     this.db.prepare(
       `INSERT INTO vms (id, name, state, image, vmm, ip, tap, vcpu, memory_mib,
          disk_mib, pid, workspace, created_at, updated_at, handles, spec_from,
-         last_active_at, nat)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         last_active_at, nat, kernel)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.name,
@@ -172,6 +177,7 @@ export class StateDb {
       row.spec_from ?? null,
       row.last_active_at ?? null,
       row.nat,
+      row.kernel ?? null,
     );
   }
 
@@ -242,6 +248,7 @@ export function vmInfo(row: VmRow, dir: string): VmInfo {
     pid: row.pid,
     workspace: row.workspace,
     nat: row.nat === 1,
+    kernel: row.kernel ?? null,
     createdAt: row.created_at,
     dir,
     specFrom: parseSpecFrom(row.spec_from),

@@ -15,6 +15,8 @@ import { SEED_LABEL, WORK_LABEL } from "../image/guest_files.ts";
 /** File names inside a VM's directory. */
 export const VM_FILES = {
   root: "root.qcow2",
+  /** The root disk of VMMs that take raw files only (Firecracker). */
+  rootRaw: "root.img",
   work: "work.ext4",
   seed: "seed.ext4",
   console: "console.log",
@@ -41,6 +43,25 @@ export async function createRootOverlay(
     "raw",
     path,
   ]);
+}
+
+/** The root disk's file name for a VMM's root format. */
+export function rootFile(format: "raw" | "qcow2"): string {
+  return format === "raw" ? VM_FILES.rootRaw : VM_FILES.root;
+}
+
+/**
+ * Creates a raw copy-on-write-less root disk: a sparse copy of
+ * `baseImage` (a reflink where the filesystem has them), for VMMs that
+ * cannot read qcow2.
+ */
+export async function createRootCopy(
+  baseImage: string,
+  path: string,
+): Promise<void> {
+  // TODO: a device-mapper snapshot over a loop device would avoid copying
+  // the image's data for every VM; that needs helper operations.
+  await run("cp", ["--sparse=always", "--reflink=auto", baseImage, path]);
 }
 
 /**

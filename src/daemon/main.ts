@@ -26,7 +26,11 @@ import { acquireInstanceLock } from "../util/instance_lock.ts";
 import { openLog } from "../util/log_file.ts";
 import { probePermissions } from "../util/probe.ts";
 import { VERSION } from "../version.ts";
-import { detectAccel, hostTscKhz, qemuDriver } from "../vmm/qemu.ts";
+import { detectAccel, hostTscKhz } from "../vmm/qemu.ts";
+import { createVmm } from "../vmm/select.ts";
+import { HelperJail } from "./helper_jail.ts";
+import { KernelService } from "./kernels.ts";
+import { KernelImportParamsSchema } from "../protocol/kernel.ts";
 import { StateDb } from "./db.ts";
 import { HelperClient } from "./host_network.ts";
 import { DNS_PORT, type DnsServer, startDnsServer } from "./dns.ts";
@@ -91,7 +95,12 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
 
   const db = new StateDb(paths.dbFile);
   const accel = await detectAccel(config.accel);
-  const vmm = qemuDriver(config.qemuBin, { accel, tscKhz: await hostTscKhz() });
+  const vmm = await createVmm(config, {
+    accel,
+    tscKhz: await hostTscKhz(),
+    jail: new HelperJail(paths.helperSocket),
+    log,
+  });
   const images = new ImageService({
     db,
     imagesDir: paths.imagesDir,
@@ -99,6 +108,10 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
     mirror: config.debianMirror,
     securityMirror: config.debianSecurityMirror,
   });
+  const kernels = new KernelService(
+    paths.kernelsDir,
+    `${paths.userStateDir}/import`,
+  );
   const failAt = Deno.env.get("BANGER_TEST_FAIL_AFTER_STAGE");
   const network = new HelperClient(paths.helperSocket);
   let resolverRouted = false;
@@ -107,6 +120,7 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
     paths,
     config,
     images,
+    kernels,
     network,
     vmm,
     ssh: { key: sshKey, knownHosts: paths.knownHosts },
@@ -181,6 +195,11 @@ async function serve(paths: Paths, log: Logger): Promise<number> {
       EmptySchema,
       () => Promise.resolve(images.list().map(imageInfo)),
     ),
+    "kernel.import": handler(
+      KernelImportParamsSchema,
+      (p) => kernels.import(p),
+    ),
+    "kernel.list": handler(EmptySchema, () => kernels.list()),
     "vm.list": handler(EmptySchema, () => Promise.resolve(vms.list())),
     "vm.get": handler(
       VmRefParamsSchema,

@@ -40,8 +40,10 @@ import type { VmmDriver, VmmHandles } from "../vmm/types.ts";
 import { runBatch } from "./batch.ts";
 import { type SpecFrom, type StateDb, vmInfo, type VmRow } from "./db.ts";
 import {
+  createRootCopy,
   createRootOverlay,
   createWorkDisk,
+  rootFile,
   VM_FILES,
   writeSeedDisk,
 } from "./disks.ts";
@@ -58,6 +60,7 @@ import type { Image, ImageService } from "./images.ts";
 import type { StaleCandidate } from "./stale.ts";
 import { vmmUsage } from "./vm_stats.ts";
 import { natOnStart, natOnStop } from "./nat.ts";
+import type { KernelService } from "./kernels.ts";
 import { ROOT_LABEL } from "../image/guest_files.ts";
 
 export { runAll };
@@ -85,6 +88,8 @@ export interface VmServiceOptions {
   paths: Paths;
   config: Config;
   images: Pick<ImageService, "ensure">;
+  /** Imported kernels, for `--kernel`. */
+  kernels?: KernelService | undefined;
   network: HostNetwork;
   vmm: VmmDriver;
   ssh: SshIdentity;
@@ -182,6 +187,8 @@ export class VmService {
     params: VmCreateParams,
     ctx: Ctx,
   ): Promise<{ vm: VmInfo; timings: Record<string, number> }> {
+    // An unknown kernel is refused before anything exists.
+    if (params.kernel !== undefined) await this.#kernel(params.kernel);
     const row = this.#reserve(params);
     const dir = this.#dir(row.id);
     const clock = new StageClock(ctx, this.o.failAfterStage);
@@ -206,7 +213,10 @@ export class VmService {
           what: "remove the VM directory",
           run: () => removeDir(dir),
         });
-        await createRootOverlay(image.rootfs, join(dir, VM_FILES.root));
+        const root = this.o.vmm.rootFormat ?? "qcow2";
+        const rootPath = join(dir, rootFile(root));
+        if (root === "raw") await createRootCopy(image.rootfs, rootPath);
+        else await createRootOverlay(image.rootfs, rootPath);
         await createWorkDisk(
           join(dir, VM_FILES.work),
           row.disk_mib,
@@ -527,6 +537,15 @@ export class VmService {
     undo: CleanupStep[],
     log: Logger,
   ): Promise<void> {
+    if (row.vmm !== this.o.vmm.name) {
+      throw new RpcError(
+        "bad_request",
+        `Cannot boot VM "${row.name}": it was made for ${row.vmm} and this daemon runs ${this.o.vmm.name}; recreate it`,
+      );
+    }
+    // The kernel chosen at create time (--kernel), else the image's.
+    const kernel = row.kernel ? await this.#kernel(row.kernel) : undefined;
+    const root = this.o.vmm.rootFormat ?? "qcow2";
     const dir = this.#dir(row.id);
     await this.#ensureHostKey(row, dir);
     await this.#writeSeed(row, dir);
@@ -577,19 +596,26 @@ export class VmService {
 
     clock.stage("vmm", this.o.vmm.name);
     await removeFile(handles.controlSocket);
+    const release = this.o.vmm.release?.bind(this.o.vmm);
+    if (release) {
+      undo.push({
+        what: "release the VMM's files",
+        run: () => release(row.id, dir, handles.controlSocket),
+      });
+    }
     const launched = await this.o.vmm.launch({
       id: row.id,
       name: row.name,
       vcpu: row.vcpu,
       memoryMib: row.memory_mib,
-      kernel: image.kernel,
-      initrd: image.initrd,
+      kernel: kernel?.vmlinux ?? image.kernel,
+      initrd: kernel ? kernel.initrdPath : image.initrd,
       cmdline: kernelCmdline(),
       drives: [
         {
           id: "root",
-          path: join(dir, VM_FILES.root),
-          format: "qcow2",
+          path: join(dir, rootFile(root)),
+          format: root,
           readOnly: false,
         },
         {
@@ -716,6 +742,12 @@ export class VmService {
         what: "stop the VMM",
         run: async () => {
           if (vmm && await alive()) await this.o.vmm.terminate(vmm, dir);
+        },
+      },
+      {
+        what: "release the VMM's files",
+        run: async () => {
+          await this.o.vmm.release?.(row.id, dir, this.#controlSocket(row));
         },
       },
       {
@@ -899,6 +931,16 @@ export class VmService {
     return found[0];
   }
 
+  async #kernel(name: string) {
+    if (!this.o.kernels) {
+      throw new RpcError(
+        "bad_request",
+        `Cannot use kernel "${name}": this daemon has no kernel store`,
+      );
+    }
+    return await this.o.kernels.get(name);
+  }
+
   /** Reserves name, address and tap by inserting the row (synchronously). */
   #reserve(params: VmCreateParams): VmRow {
     const db = this.o.db;
@@ -964,6 +1006,7 @@ export class VmService {
       disk_mib: params.diskMib ?? d.diskMib.value,
       pid: null,
       workspace: params.workspace ?? null,
+      kernel: params.kernel ?? null,
       nat: params.nat ? 1 : 0,
       created_at: now,
       updated_at: now,
@@ -994,6 +1037,14 @@ export class VmService {
       authorizedKey: await Deno.readTextFile(`${this.o.ssh.key}.pub`),
       hostKeyPath: join(dir, VM_FILES.hostKey),
     });
+  }
+
+  /** The VM's control socket, fixed by its address slot. */
+  #controlSocket(row: VmRow): string {
+    return vmmSocket(
+      this.o.paths,
+      hostIndex(parseCidr(this.o.config.cidr), parseIpv4(row.ip)),
+    );
   }
 
   #dir(id: string): string {

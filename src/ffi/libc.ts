@@ -1,7 +1,8 @@
 /**
  * The few libc calls Deno does not expose: a unix socket server whose
  * accepted descriptors can be asked for their peer's credentials
- * (SO_PEERCRED).
+ * (SO_PEERCRED), and the mknod, mount and umount2 calls the helper needs to
+ * stage jailer chroots.
  *
  * Only the helper role loads this module; it needs `--allow-ffi`.
  *
@@ -16,6 +17,20 @@ export const SOL_SOCKET = 1;
 export const SO_PEERCRED = 17;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
+/** mount(2) flags (include/uapi/linux/mount.h). */
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+/** umount2(2): detach now, finish when no longer busy, with submounts. */
+export const MNT_DETACH = 0x2;
+/** umount2(2): refuse to follow a symlink at the target. */
+export const UMOUNT_NOFOLLOW = 0x8;
+/** File type bits of a block device in `st_mode`. */
+export const S_IFBLK = 0o060000;
 /** `sizeof(struct sockaddr_un)`: 2 bytes of family, 108 of path. */
 export const SOCKADDR_UN_SIZE = 110;
 /** The longest socket path the kernel accepts, NUL included. */
@@ -50,6 +65,13 @@ const SYMBOLS = {
     parameters: ["i32", "i32", "i32", "buffer", "u32"],
     result: "i32",
   },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  mount: {
+    parameters: ["buffer", "buffer", "buffer", "u64", "pointer"],
+    result: "i32",
+  },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -66,6 +88,87 @@ export function openLibc(): Libc {
 export function errno(): number {
   const pointer = openLibc().__errno_location();
   return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
+}
+
+/** The text of `code`, e.g. "Operation not permitted". */
+export function strerror(code: number): string {
+  const pointer = openLibc().strerror(code);
+  return pointer ? new Deno.UnsafePointerView(pointer).getCString() : "";
+}
+
+/** A NUL-terminated copy of `text` for a `const char *` parameter. */
+export function cString(text: string): Uint8Array {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.includes(0)) {
+    throw new RangeError(`Refusing path "${text}": it contains a NUL byte`);
+  }
+  const out = new Uint8Array(bytes.byteLength + 1);
+  out.set(bytes);
+  return out;
+}
+
+/**
+ * Linux's `makedev`: the 64-bit device number of `major:minor` as glibc
+ * encodes it.
+ */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return (mi & 0xffn) | ((ma & 0xfffn) << 8n) | ((mi & ~0xffn) << 12n) |
+    ((ma & ~0xfffn) << 32n);
+}
+
+/** Splits a device number (`st_rdev`) into major and minor. */
+export function splitDev(dev: number | bigint): [number, number] {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return [Number(major), Number(minor)];
+}
+
+/**
+ * mknod(2): creates a device node. Throws {@linkcode LibcError}. Requires
+ * `--allow-ffi` and CAP_MKNOD.
+ */
+export function mknod(path: string, mode: number, dev: bigint): void {
+  if (openLibc().mknod(cString(path), mode, dev) !== 0) {
+    const code = errno();
+    throw new LibcError("mknod", code, `${path}: ${strerror(code)}`);
+  }
+}
+
+/**
+ * mount(2) without a filesystem type or data: bind mounts, remounts and
+ * propagation changes. `source` may be undefined (remount, propagation).
+ * Throws {@linkcode LibcError}. Requires `--allow-ffi` and CAP_SYS_ADMIN.
+ */
+export function mount(
+  source: string | undefined,
+  target: string,
+  flags: number,
+): void {
+  const rc = openLibc().mount(
+    source === undefined ? null : cString(source),
+    cString(target),
+    null,
+    BigInt(flags),
+    null,
+  );
+  if (rc !== 0) {
+    const code = errno();
+    throw new LibcError("mount", code, `${target}: ${strerror(code)}`);
+  }
+}
+
+/**
+ * umount2(2). Throws {@linkcode LibcError}. Requires `--allow-ffi` and
+ * CAP_SYS_ADMIN.
+ */
+export function umount2(target: string, flags: number): void {
+  if (openLibc().umount2(cString(target), flags) !== 0) {
+    const code = errno();
+    throw new LibcError("umount2", code, `${target}: ${strerror(code)}`);
+  }
 }
 
 /** A libc call failed; carries the call's name and errno. */

@@ -11,6 +11,9 @@ import { acquireInstanceLock } from "../util/instance_lock.ts";
 import { openLog } from "../util/log_file.ts";
 import { probePermissions } from "../util/probe.ts";
 import type { Logger } from "../util/log.ts";
+import { which } from "../util/exec.ts";
+import { JAIL_LIBRARY_DIRS } from "../roles.ts";
+import { ownerGid } from "./jail_ops.ts";
 import { serveHelper } from "./server.ts";
 
 /** Runs the helper; returns only on a startup error. */
@@ -66,6 +69,17 @@ async function serve(
       ownerUid,
       cidr: parseCidr(config.cidr),
       tapPoolSize: config.tapPoolSize,
+      jail: {
+        jailDir: paths.jailDir,
+        vmsDir: paths.vmsDir,
+        imagesDir: paths.imagesDir,
+        kernelsDir: paths.kernelsDir,
+        firecrackerBin: which(config.firecrackerBin),
+        jailerBin: which(config.jailerBin),
+        ownerUid,
+        ownerGid: await ownerGid(ownerUid).catch(() => undefined),
+        libraryDirs: JAIL_LIBRARY_DIRS,
+      },
     },
     log,
   );

@@ -36,6 +36,7 @@ import { createTap, deleteTap, ensureBridge, linkExists } from "./network.ts";
 import { ensureNatBase, natDown, natUp } from "./nat.ts";
 import { routeVmDomain } from "./resolver.ts";
 import { TapPool } from "./tap_pool.ts";
+import { jailHandlers, type JailPolicy } from "./jail_ops.ts";
 import { VERSION } from "../version.ts";
 import { z } from "zod";
 
@@ -45,6 +46,8 @@ export interface HelperPolicy {
   cidr: Cidr;
   /** Warm taps to keep (config `tap_pool_size`). */
   tapPoolSize?: number;
+  /** Jailed Firecracker operations; absent, they are unknown methods. */
+  jail?: JailPolicy | undefined;
 }
 
 /** The helper's operations, each validating its arguments first. */
@@ -122,6 +125,7 @@ export function helperHandlers(
       const port = checkPort(p.port);
       return await routeVmDomain(bridge, port);
     }),
+    ...(policy.jail ? jailHandlers(policy.jail) : {}),
   };
 }
 

@@ -36,6 +36,8 @@ export const VmInfoSchema = z.strictObject({
   workspace: z.string().nullable(),
   /** Opt-in NAT: the guest reaches beyond the host through masquerade. */
   nat: z.boolean(),
+  /** An imported kernel booted instead of the image's, or null. */
+  kernel: z.string().nullable(),
   createdAt: z.string(),
   dir: z.string(),
   /** Where vcpu, memory and disk came from: flag, config, host, built-in. */
@@ -53,6 +55,8 @@ export const PingResultSchema = z.strictObject({
 export const VmCreateParamsSchema = z.strictObject({
   name: VmNameSchema.optional(),
   image: z.string().min(1).max(64).optional(),
+  /** An imported kernel to boot instead of the image's. */
+  kernel: z.string().min(1).max(64).optional(),
   vcpu: z.number().int().positive().max(64).optional(),
   memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
   diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),

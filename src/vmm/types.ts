@@ -44,6 +44,11 @@ export interface VmmHandles {
 /** A VMM driver. */
 export interface VmmDriver {
   readonly name: string;
+  /**
+   * The root disk format the VMM takes: QEMU boots a qcow2 overlay,
+   * Firecracker only raw files. Absent means qcow2.
+   */
+  readonly rootFormat?: "raw" | "qcow2";
   /** Starts the VMM; resolves once it runs in the background. */
   launch(spec: LaunchSpec): Promise<VmmHandles>;
   /** True when the process in `handles` is alive and is this VM's VMM. */
@@ -57,4 +62,10 @@ export interface VmmDriver {
     dir: string,
     timeoutMs?: number,
   ): Promise<void>;
+  /**
+   * Removes what the driver made outside the VM's directory for VM `id`
+   * (sockets, a jail); runs after `terminate` and on a failed create, also
+   * when no VMM was ever recorded.
+   */
+  release?(id: string, dir: string, controlSocket: string): Promise<void>;
 }

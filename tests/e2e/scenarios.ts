@@ -7,6 +7,7 @@
 import { check, type Scenario } from "./harness.ts";
 import { LIFECYCLE_SCENARIOS } from "./lifecycle.ts";
 import { NETWORK_SCENARIOS } from "./network_scenarios.ts";
+import { FIRECRACKER_SCENARIOS } from "./firecracker_scenarios.ts";
 
 /** One named scenario. */
 export interface ScenarioDef {
@@ -267,6 +268,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
   },
   ...LIFECYCLE_SCENARIOS,
   ...NETWORK_SCENARIOS,
+  ...FIRECRACKER_SCENARIOS,
 };
 
 /** No VM row, tap, VM directory or VMM process may remain. */

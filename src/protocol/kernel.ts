@@ -1,0 +1,39 @@
+/**
+ * Kernel methods of the daemon: importing a guest kernel (for example one
+ * built from Firecracker's guest configuration, which needs no initrd) and
+ * listing the imported ones.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Kernel names: a letter or digit, then letters, digits, `.`, `_`, `-`. */
+export const KernelNameSchema = z.string().regex(
+  /^[a-z0-9][a-z0-9._-]{0,62}$/,
+  {
+    message:
+      "must be 1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+  },
+);
+
+/**
+ * `kernel.import`: the CLI has copied the files into the owner's state
+ * directory (the daemon cannot read arbitrary paths); the daemon moves them
+ * into its kernels directory.
+ */
+export const KernelImportParamsSchema = z.strictObject({
+  name: KernelNameSchema,
+  vmlinux: z.string().min(1).max(4096),
+  initrd: z.string().min(1).max(4096).optional(),
+});
+export type KernelImportParams = z.infer<typeof KernelImportParamsSchema>;
+
+export const KernelInfoSchema = z.strictObject({
+  name: z.string(),
+  dir: z.string(),
+  initrd: z.boolean(),
+  importedAt: z.string(),
+});
+export type KernelInfo = z.infer<typeof KernelInfoSchema>;
+
+export const KernelListResultSchema = z.array(KernelInfoSchema);
