@@ -34,6 +34,7 @@ import {
 import { sshProxy } from "./ssh_proxy.ts";
 import { formatPorts, vmPorts } from "./vm_ports.ts";
 import { addKernelCommands } from "./kernel.ts";
+import { tidyHelp } from "./help.ts";
 import { call } from "../rpc/client.ts";
 import { z } from "zod";
 
@@ -379,6 +380,7 @@ export async function cliMain(
       out(JSON.stringify(result) + "\n");
     });
 
+  tidyHelp(program);
   try {
     await program.parseAsync(own, { from: "user" });
     return status;
