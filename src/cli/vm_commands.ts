@@ -104,6 +104,10 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     )
     .option("--image <image>", "image to boot", config.defaultImage)
     .option(
+      "--kernel <name>",
+      "boot an imported kernel instead of the image's (see banger kernel import)",
+    )
+    .option(
       "--vcpu <n>",
       `virtual CPUs (default: ${d.vcpu.value}, from ${d.vcpu.from})`,
     )
@@ -131,6 +135,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     .action(async (flags: {
       name?: string;
       image?: string;
+      kernel?: string;
       vcpu?: string;
       memory?: string;
       diskSize?: string;
@@ -144,6 +149,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
           ? { name: validateVmName(flags.name) }
           : {}),
         ...(flags.image !== undefined ? { image: flags.image } : {}),
+        ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
         ...(flags.vcpu !== undefined ? { vcpu: parseVcpu(flags.vcpu) } : {}),
         ...(flags.memory !== undefined
           ? { memoryMib: parseSizeMiB(flags.memory, "--memory") }
