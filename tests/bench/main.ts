@@ -9,10 +9,16 @@
  * @module
  */
 import { join } from "node:path";
-import { BANGER_FLAGS, DENO_DIR, exec, MAIN_TS } from "../e2e/harness.ts";
+import {
+  BANGER_FLAGS,
+  DENO_DIR,
+  E2E_CACHE_DIR,
+  exec,
+  MAIN_TS,
+} from "../e2e/harness.ts";
 
 const INNER = new URL("./inner.ts", import.meta.url).pathname;
-const cacheDir = Deno.env.get("BANGER_E2E_CACHE") ?? "/var/cache/banger-e2e";
+const cacheDir = E2E_CACHE_DIR;
 const work = await Deno.makeTempDir({ prefix: "banger-bench-" });
 const buildRoot = join(work, "build");
 const env = {

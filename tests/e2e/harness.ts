@@ -27,6 +27,13 @@ export const BANGER_FLAGS = [
 export const DENO_DIR = Deno.env.get("DENO_DIR") ??
   join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
 
+/**
+ * The image build cache shared by the e2e suite, the benchmark and the
+ * integration tests that boot the image's kernel, so one build serves all.
+ */
+export const E2E_CACHE_DIR = Deno.env.get("BANGER_E2E_CACHE") ??
+  "/var/cache/banger-e2e";
+
 /** The repository's main.ts. */
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 

@@ -1,5 +1,6 @@
 /**
- * `deno task e2e [--list] [--scenario a,b] [--core] [--jobs N] [--keep]`
+ * `deno task e2e [--list] [--scenario a,b] [--core] [--jobs N] [--keep]
+ *  [--image-only]`
  *
  * Runs named scenarios against real guests. The golden image is built once
  * in the host's namespace (a download; no bridge, tap or guest traffic).
@@ -10,17 +11,41 @@
  * @module
  */
 import { join } from "node:path";
-import { BANGER_FLAGS, DENO_DIR, exec, MAIN_TS } from "./harness.ts";
+import { parseArgs } from "node:util";
+import {
+  BANGER_FLAGS,
+  DENO_DIR,
+  E2E_CACHE_DIR,
+  exec,
+  MAIN_TS,
+} from "./harness.ts";
 import { SCENARIOS } from "./scenarios.ts";
 
 const RUN_ONE = new URL("./run_one.ts", import.meta.url).pathname;
 
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(name);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
+const USAGE =
+  "usage: deno task e2e [--list] [--scenario a,b] [--core] [--jobs N] [--keep] [--image-only]";
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      list: { type: "boolean" },
+      scenario: { type: "string" },
+      core: { type: "boolean" },
+      jobs: { type: "string" },
+      keep: { type: "boolean" },
+      "image-only": { type: "boolean" },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+} catch (error) {
+  console.error(`e2e: ${(error as Error).message}\n${USAGE}`);
+  Deno.exit(2);
 }
 
-if (Deno.args.includes("--list")) {
+if (parsed.list) {
   for (const [name, s] of Object.entries(SCENARIOS)) {
     console.log(
       `${name.padEnd(24)} ${s.core ? "core " : "     "} ${s.description}`,
@@ -29,7 +54,7 @@ if (Deno.args.includes("--list")) {
   Deno.exit(0);
 }
 
-const wanted = flag("--scenario")?.split(",").map((s) => s.trim()).filter(
+const wanted = parsed.scenario?.split(",").map((s) => s.trim()).filter(
   Boolean,
 );
 const unknown = (wanted ?? []).filter((n) => !(n in SCENARIOS));
@@ -38,19 +63,26 @@ if (unknown.length) {
   Deno.exit(2);
 }
 const names = wanted ??
-  Object.keys(SCENARIOS).filter((n) =>
-    !Deno.args.includes("--core") || SCENARIOS[n]!.core
+  Object.keys(SCENARIOS).filter((n) => !parsed.core || SCENARIOS[n]!.core);
+const jobs = Number(parsed.jobs ?? "1");
+if (!Number.isInteger(jobs) || jobs < 1) {
+  console.error(
+    `e2e: invalid --jobs "${parsed.jobs}": must be a whole number from 1`,
   );
-const jobs = Math.max(1, Number(flag("--jobs") ?? "1"));
-const keep = Deno.args.includes("--keep");
-const cacheDir = Deno.env.get("BANGER_E2E_CACHE") ??
-  "/var/tmp/banger-e2e-cache";
+  Deno.exit(2);
+}
+const keep = parsed.keep ?? false;
+const cacheDir = E2E_CACHE_DIR;
 const workDir = await Deno.makeTempDir({ prefix: "banger-e2e-" });
 console.log(
   `e2e: ${names.length} scenario(s), ${jobs} at a time, logs in ${workDir}`,
 );
 
 await prebuildImage();
+if (parsed["image-only"]) {
+  await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  Deno.exit(0);
+}
 
 const children = new Set<Deno.ChildProcess>();
 let interrupted = false;

@@ -1,6 +1,6 @@
 /**
- * Firecracker's published API schema (Swagger 2.0, YAML) turned into
- * request validators with a real JSON-schema validator (ajv).
+ * Firecracker's API contract (its published schema, see contract.ts) turned
+ * into request validators with a real JSON-schema validator (ajv).
  *
  * Firecracker deserializes every request body with serde's
  * `deny_unknown_fields`, which the Swagger file does not say; so every
@@ -13,33 +13,7 @@
  * @module
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { load } from "js-yaml";
-import { dirname, join } from "node:path";
-
-/** The schema file banger's Firecracker driver is written against. */
-export const SCHEMA_FILE = "firecracker-v1.14.1-api.yaml";
-
-/**
- * Finds the schema: `BANGER_FC_SCHEMA` when set, else the first
- * `shared/reference/<SCHEMA_FILE>` found walking up from this file.
- */
-export function findSchemaFile(): string {
-  const override = Deno.env.get("BANGER_FC_SCHEMA");
-  if (override) return override;
-  let dir = dirname(new URL(import.meta.url).pathname);
-  while (dir !== "/") {
-    const candidate = join(dir, "shared/reference", SCHEMA_FILE);
-    try {
-      Deno.statSync(candidate);
-      return candidate;
-    } catch {
-      dir = dirname(dir);
-    }
-  }
-  throw new Error(
-    `Cannot find "${SCHEMA_FILE}": set BANGER_FC_SCHEMA to its path`,
-  );
-}
+import { type Contract, loadContract, type Phase } from "./contract.ts";
 
 /** A route of the API with the definition its body must match. */
 export interface Route {
@@ -53,7 +27,7 @@ export interface Route {
   bodyDefinition: string | undefined;
   bodyRequired: boolean;
   /** From the schema's summary: "Pre-boot only." / "Post-boot only.". */
-  phase: "pre-boot" | "post-boot" | "any";
+  phase: Phase;
 }
 
 /** The outcome of validating one request. */
@@ -61,34 +35,19 @@ export type Validation =
   | { ok: true; route: Route; params: Record<string, string> }
   | { ok: false; status: number; message: string };
 
-interface SwaggerDoc {
-  paths: Record<string, Record<string, SwaggerOperation>>;
-  definitions: Record<string, unknown>;
-  info: { version: string };
-}
-interface SwaggerOperation {
-  summary?: string;
-  parameters?: {
-    in: string;
-    required?: boolean;
-    schema?: { $ref?: string };
-  }[];
-}
-
 /** Request validators for one schema document. */
 export class ApiSchema {
   readonly version: string;
   readonly routes: Route[];
   readonly #validators = new Map<string, ValidateFunction>();
 
-  constructor(yamlText: string) {
-    const doc = load(yamlText) as SwaggerDoc;
-    this.version = doc.info.version;
-    const definitions = structuredClone(doc.definitions);
+  constructor(contract: Contract) {
+    this.version = contract.version;
+    const definitions = structuredClone(contract.definitions);
     for (const definition of Object.values(definitions)) {
       closeObjects(definition);
     }
-    // Swagger annotations (example, readOnly…) are not validation keywords.
+    // Swagger annotations (readOnly, format…) are not all ajv keywords.
     const ajv = new Ajv({ strict: false, logger: false });
     ajv.addSchema({ $id: "firecracker", definitions });
     for (const name of Object.keys(definitions)) {
@@ -97,34 +56,20 @@ export class ApiSchema {
         ajv.getSchema(`firecracker#/definitions/${name}`)!,
       );
     }
-    this.routes = [];
-    for (const [template, operations] of Object.entries(doc.paths)) {
-      for (const [method, operation] of Object.entries(operations)) {
-        const body = operation.parameters?.find((p) => p.in === "body");
-        const params = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
-        const summary = operation.summary ?? "";
-        this.routes.push({
-          method: method.toUpperCase(),
-          template,
-          pattern: new RegExp(
-            `^${template.replace(/\{\w+\}/g, "([^/]+)")}$`,
-          ),
-          params,
-          bodyDefinition: body?.schema?.$ref?.replace("#/definitions/", ""),
-          bodyRequired: body?.required === true,
-          phase: /pre-boot only/i.test(summary)
-            ? "pre-boot"
-            : /post-boot only/i.test(summary)
-            ? "post-boot"
-            : "any",
-        });
-      }
-    }
+    this.routes = contract.routes.map((r) => ({
+      method: r.method,
+      template: r.template,
+      pattern: new RegExp(`^${r.template.replace(/\{\w+\}/g, "([^/]+)")}$`),
+      params: [...r.template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!),
+      bodyDefinition: r.body ?? undefined,
+      bodyRequired: r.bodyRequired,
+      phase: r.phase,
+    }));
   }
 
-  /** Loads the schema file (see {@linkcode findSchemaFile}). */
-  static load(path = findSchemaFile()): ApiSchema {
-    return new ApiSchema(Deno.readTextFileSync(path));
+  /** Loads the committed contract (see contract.ts). */
+  static load(): ApiSchema {
+    return new ApiSchema(loadContract());
   }
 
   /** Checks `body` against the definition called `name`. */
