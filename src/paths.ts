@@ -24,6 +24,12 @@ export interface Paths {
   imagesDir: string;
   kernelsDir: string;
   vmsDir: string;
+  /**
+   * The helper's own state, root's and 0711: its log and the jailer's
+   * chroots, kept out of the owner-writable state directory so that the
+   * owner cannot swap anything the helper writes or mounts under.
+   */
+  helperStateDir: string;
   jailDir: string;
   sshDir: string;
   sshKey: string;
@@ -63,6 +69,7 @@ export function resolvePaths(env: PathEnv = readPathEnv()): Paths {
   const at = (...parts: string[]) => join(root, ...parts);
   const home = env.home ?? "/root";
   const stateDir = at("var/lib/banger");
+  const helperStateDir = at("var/lib/banger-root");
   const runDir = at("run/banger");
   const helperRunDir = at("run/banger-root");
   const userStateDir = join(home, ".local/state/banger");
@@ -77,7 +84,8 @@ export function resolvePaths(env: PathEnv = readPathEnv()): Paths {
     imagesDir: join(stateDir, "images"),
     kernelsDir: join(stateDir, "kernels"),
     vmsDir: join(stateDir, "vms"),
-    jailDir: join(stateDir, "jail"),
+    helperStateDir,
+    jailDir: join(helperStateDir, "jail"),
     sshDir: join(stateDir, "ssh"),
     sshKey: join(stateDir, "ssh/id_ed25519"),
     cacheDir: env.cacheDir && env.cacheDir !== ""
@@ -91,7 +99,7 @@ export function resolvePaths(env: PathEnv = readPathEnv()): Paths {
     helperRunDir,
     helperSocket: join(helperRunDir, "helper.sock"),
     helperPidFile: join(helperRunDir, "helper.pid"),
-    helperLog: join(stateDir, "helper.log"),
+    helperLog: join(helperStateDir, "helper.log"),
     home,
     userStateDir,
     knownHosts: join(userStateDir, "ssh/known_hosts"),

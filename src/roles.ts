@@ -201,6 +201,7 @@ export function rolePermissions(
         read: [
           paths.configDir,
           paths.stateDir,
+          paths.helperStateDir,
           paths.helperRunDir,
           RESOLVED_RUN_DIR,
           // The owner's primary group, for the jailer's --gid.
@@ -210,7 +211,9 @@ export function rolePermissions(
           ...(config.jailerBin ? [config.jailerBin] : []),
           ...JAIL_LIBRARY_DIRS,
         ],
-        write: [paths.helperRunDir, paths.stateDir],
+        // Nothing in the owner's state: the helper writes only where the
+        // owner cannot swap a path under it.
+        write: [paths.helperRunDir, paths.helperStateDir],
         run: [
           ...HELPER_PROGRAMS,
           ...(config.jailerBin ? [config.jailerBin] : []),

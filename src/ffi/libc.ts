@@ -1,8 +1,9 @@
 /**
  * The few libc calls Deno does not expose: a unix socket server whose
  * accepted descriptors can be asked for their peer's credentials
- * (SO_PEERCRED), and the mknod, mount and umount2 calls the helper needs to
- * stage jailer chroots.
+ * (SO_PEERCRED), and the calls the helper needs to stage jailer chroots:
+ * mknod, mount, umount2, and descriptor-based open, statx, readlink and
+ * linkat, so that a file is checked and linked as the same inode.
  *
  * Only the helper role loads this module; it needs `--allow-ffi`.
  *
@@ -29,8 +30,27 @@ export const MS_PRIVATE = 0x40000;
 export const MNT_DETACH = 0x2;
 /** umount2(2): refuse to follow a symlink at the target. */
 export const UMOUNT_NOFOLLOW = 0x8;
-/** File type bits of a block device in `st_mode`. */
+/** File type bits in `st_mode`. */
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
 export const S_IFBLK = 0o060000;
+/** open(2) flags (x86_64 and aarch64 values). */
+export const O_PATH = 0o10000000;
+export const O_NOFOLLOW = 0o400000;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+/** `*at()` calls: the directory is the current one. */
+export const AT_FDCWD = -100;
+/** `*at()` calls: operate on the descriptor itself (empty path). */
+export const AT_EMPTY_PATH = 0x1000;
+/** statx(2): the fields of a classic stat. */
+export const STATX_BASIC_STATS = 0x7ff;
+/** `sizeof(struct statx)`. */
+const STATX_SIZE = 256;
+/** The longest path readlink is asked for (PATH_MAX). */
+const PATH_MAX = 4096;
 /** `sizeof(struct sockaddr_un)`: 2 bytes of family, 108 of path. */
 export const SOCKADDR_UN_SIZE = 110;
 /** The longest socket path the kernel accepts, NUL included. */
@@ -71,6 +91,16 @@ const SYMBOLS = {
     result: "i32",
   },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+  },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  linkat: {
+    parameters: ["i32", "buffer", "i32", "buffer", "i32"],
+    result: "i32",
+  },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -168,6 +198,106 @@ export function umount2(target: string, flags: number): void {
   if (openLibc().umount2(cString(target), flags) !== 0) {
     const code = errno();
     throw new LibcError("umount2", code, `${target}: ${strerror(code)}`);
+  }
+}
+
+/**
+ * open(2) of `path` as an `O_PATH` descriptor that does not follow a
+ * symlink in the last component (a symlink there is opened itself, and
+ * {@linkcode fdStat} says so): a handle on exactly one inode, to check with
+ * {@linkcode fdStat} and {@linkcode fdPath} and then use with
+ * {@linkcode linkFd}. Close it with {@linkcode closeFd}. Throws
+ * {@linkcode LibcError}. Requires `--allow-ffi`.
+ */
+export function openPath(path: string): number {
+  const fd = openLibc().open(cString(path), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const code = errno();
+    throw new LibcError("open", code, `${path}: ${strerror(code)}`);
+  }
+  return fd;
+}
+
+/** close(2). */
+export function closeFd(fd: number): void {
+  openLibc().close(fd);
+}
+
+/** What {@linkcode fdStat} reports of an inode. */
+export interface FdStat {
+  /** File type and permission bits (`st_mode`). */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /** Device numbers, for block and character devices. */
+  rdevMajor: number;
+  rdevMinor: number;
+}
+
+/**
+ * statx(2) of the inode behind `fd` (`AT_EMPTY_PATH`). struct statx has
+ * the same layout on every architecture, unlike struct stat. Throws
+ * {@linkcode LibcError}.
+ */
+export function fdStat(fd: number): FdStat {
+  const buffer = new Uint8Array(STATX_SIZE);
+  const rc = openLibc().statx(
+    fd,
+    cString(""),
+    AT_EMPTY_PATH,
+    STATX_BASIC_STATS,
+    buffer,
+  );
+  if (rc !== 0) {
+    const code = errno();
+    throw new LibcError("statx", code, strerror(code));
+  }
+  const view = new DataView(buffer.buffer);
+  return {
+    nlink: view.getUint32(16, true),
+    uid: view.getUint32(20, true),
+    gid: view.getUint32(24, true),
+    mode: view.getUint16(28, true),
+    rdevMajor: view.getUint32(128, true),
+    rdevMinor: view.getUint32(132, true),
+  };
+}
+
+/**
+ * Where the inode behind `fd` is, as the kernel resolved it when it was
+ * opened (readlink of `/proc/self/fd/<fd>`): every symlink and `..` on the
+ * way already followed. Throws {@linkcode LibcError}.
+ */
+export function fdPath(fd: number): string {
+  const buffer = new Uint8Array(PATH_MAX);
+  const n = Number(
+    openLibc().readlink(
+      cString(`/proc/self/fd/${fd}`),
+      buffer,
+      BigInt(PATH_MAX),
+    ),
+  );
+  if (n < 0) {
+    const code = errno();
+    throw new LibcError("readlink", code, strerror(code));
+  }
+  return new TextDecoder().decode(buffer.subarray(0, n));
+}
+
+/**
+ * linkat(2) of the inode behind `fd` to the new name `target`
+ * (`AT_EMPTY_PATH`): the link is made to the inode that was checked, even
+ * if its old name has been replaced since. Throws {@linkcode LibcError}.
+ * Requires CAP_DAC_READ_SEARCH (root).
+ */
+export function linkFd(fd: number, target: string): void {
+  const c = openLibc();
+  if (
+    c.linkat(fd, cString(""), AT_FDCWD, cString(target), AT_EMPTY_PATH) !== 0
+  ) {
+    const code = errno();
+    throw new LibcError("linkat", code, `${target}: ${strerror(code)}`);
   }
 }
 

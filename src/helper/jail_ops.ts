@@ -14,17 +14,29 @@ import {
 } from "../protocol/jail.ts";
 import { RpcError } from "../protocol/envelope.ts";
 import { type Handler, handler } from "../rpc/server.ts";
-import { removeJail, stageJail } from "../jailer/chroot.ts";
+import {
+  closeJailSources,
+  isRegularFile,
+  isSymlink,
+  type JailSource,
+  openJailSource,
+  removeJail,
+  stageJail,
+} from "../jailer/chroot.ts";
+import { joinFailures, runAll } from "../util/cleanup.ts";
 import { JAIL_ID, jailPaths } from "../jailer/layout.ts";
 import { endJailedFirecracker, startJailer } from "../jailer/launch.ts";
 
 /** What the jailer operations are checked against. */
 export interface JailPolicy {
-  /** banger's `jail/` directory: the jailer's chroot base. */
+  /** The jailer's chroot base: root's, outside the owner's state. */
   jailDir: string;
-  vmsDir: string;
-  imagesDir: string;
-  kernelsDir: string;
+  /**
+   * banger's state directory; files are admitted from its `vms/<id>/`,
+   * `images/` and `kernels/` by where they really are, so it is compared
+   * in its canonical form.
+   */
+  stateDir: string;
   /** Resolved from config.toml by the helper; undefined when missing. */
   firecrackerBin: string | undefined;
   jailerBin: string | undefined;
@@ -50,33 +62,52 @@ export function checkJailId(id: string): string {
 }
 
 /**
- * Throws `bad_request` unless `path` is a regular file (not a symlink)
- * directly or deeper inside one of `dirs`.
+ * Opens `path` for a jail after checking that it is banger's own: an
+ * absolute, normalized path inside one of `dirs` (canonical directories),
+ * not a symlink itself, that really resolves inside one of `dirs` once
+ * opened (so a symlinked directory on the way is caught), a regular file,
+ * and owned by `ownerUid`. The checks are made on the open descriptor that
+ * staging then links from, so the path cannot be swapped in between.
+ * Throws `bad_request`; the caller closes the returned source.
  */
-export async function checkStateFile(
+export function openStateFile(
   path: string,
   dirs: string[],
   what: string,
-): Promise<string> {
-  const clean = normalize(path);
-  const inside = path.startsWith("/") && clean === path &&
-    dirs.some((dir) => clean.startsWith(`${dir}/`));
-  if (!inside) {
-    throw new RpcError(
+  ownerUid: number,
+): JailSource {
+  const refuse = (why: string) =>
+    new RpcError(
       "bad_request",
-      `Refusing ${what} "${
-        path.slice(0, 200)
-      }": not inside banger's state directories`,
+      `Refusing ${what} "${path.slice(0, 200)}": ${why}`,
     );
+  const inside = (candidate: string) =>
+    dirs.some((dir) => candidate.startsWith(`${dir}/`));
+  if (!path.startsWith("/") || normalize(path) !== path || !inside(path)) {
+    throw refuse("not inside banger's state directories");
   }
-  const info = await Deno.lstat(clean).catch(() => undefined);
-  if (!info?.isFile) {
-    throw new RpcError(
-      "bad_request",
-      `Refusing ${what} "${clean}": not a regular file`,
-    );
+  let source: JailSource;
+  try {
+    source = openJailSource(path);
+  } catch (error) {
+    throw refuse(`cannot open it (${(error as Error).message})`);
   }
-  return clean;
+  const problem = isSymlink(source.stat)
+    ? "it is a symlink"
+    : !inside(source.realPath)
+    ? `it resolves to "${
+      source.realPath.slice(0, 200)
+    }", outside banger's state directories`
+    : !isRegularFile(source.stat)
+    ? "not a regular file"
+    : source.stat.uid !== ownerUid
+    ? `owned by uid ${source.stat.uid}, not the owner uid ${ownerUid}`
+    : undefined;
+  if (problem) {
+    closeJailSources([source]);
+    throw refuse(problem);
+  }
+  return source;
 }
 
 function required(value: string | undefined, key: string): string {
@@ -94,13 +125,6 @@ export function jailHandlers(policy: JailPolicy): Record<string, Handler> {
   return {
     "jail.launch": handler(JailLaunchParamsSchema, async (p, ctx) => {
       const id = checkJailId(p.id);
-      const vmDir = join(policy.vmsDir, id);
-      const imageDirs = [policy.imagesDir, policy.kernelsDir];
-      const kernel = await checkStateFile(p.kernel, imageDirs, "kernel");
-      const initrd = p.initrd === undefined
-        ? undefined
-        : await checkStateFile(p.initrd, imageDirs, "initrd");
-      const drives = [];
       for (const drive of p.drives) {
         if (!/^[A-Za-z0-9_]{1,64}$/.test(drive.id)) {
           throw new RpcError(
@@ -108,68 +132,113 @@ export function jailHandlers(policy: JailPolicy): Record<string, Handler> {
             `Refusing drive id "${drive.id.slice(0, 40)}": not alphanumeric`,
           );
         }
-        // TODO: block devices (device-mapper snapshots) are staged as
-        // device nodes by stageJail, but no banger-owned device naming
-        // exists yet to check them against, so only VM files pass here.
-        drives.push({
-          id: drive.id,
-          path: await checkStateFile(drive.path, [vmDir], "drive"),
-        });
       }
-      const log = await checkStateFile(p.log, [vmDir], "log file");
-      const metrics = await checkStateFile(p.metrics, [vmDir], "metrics file");
-      const console = await checkStateFile(p.console, [vmDir], "console file");
-      const firecrackerBin = required(policy.firecrackerBin, "firecracker_bin");
-      const jailerBin = required(policy.jailerBin, "jailer_bin");
-      const gid = policy.ownerGid;
-      if (gid === undefined) {
-        throw new RpcError(
-          "bad_request",
-          `Cannot launch a jailed firecracker: owner uid ${policy.ownerUid} has no entry in /etc/passwd to take the jailer's --gid from`,
-        );
-      }
-
-      const paths = await stageJail(policy.jailDir, {
-        id,
-        uid: policy.ownerUid,
-        gid,
-        firecrackerBin,
-        kernel,
-        initrd,
-        drives,
-        log,
-        metrics,
-        console,
-        libraryDirs: policy.libraryDirs,
-      });
-      ctx.log.info("jail staged", { id, root: paths.root });
+      const state = await Deno.realPath(policy.stateDir);
+      const vmDir = [join(state, "vms", id)];
+      const imageDirs = [join(state, "images"), join(state, "kernels")];
+      const opened: JailSource[] = [];
+      const open = (path: string, dirs: string[], what: string) => {
+        const source = openStateFile(path, dirs, what, policy.ownerUid);
+        opened.push(source);
+        return source;
+      };
       try {
-        const pid = await startJailer(jailerBin, {
+        // Every path is opened and checked before anything is made.
+        const contents = {
+          kernel: open(p.kernel, imageDirs, "kernel"),
+          initrd: p.initrd === undefined
+            ? undefined
+            : open(p.initrd, imageDirs, "initrd"),
+          // TODO: block devices (device-mapper snapshots) are staged as
+          // device nodes by stageJail, but no banger-owned device naming
+          // exists yet to check them against, so only VM files pass here.
+          drives: p.drives.map((drive) => ({
+            id: drive.id,
+            source: open(drive.path, vmDir, "drive"),
+          })),
+          log: open(p.log, vmDir, "log file"),
+          metrics: open(p.metrics, vmDir, "metrics file"),
+          console: open(p.console, vmDir, "console file"),
+        };
+        const firecrackerBin = required(
+          policy.firecrackerBin,
+          "firecracker_bin",
+        );
+        const jailerBin = required(policy.jailerBin, "jailer_bin");
+        const gid = policy.ownerGid;
+        if (gid === undefined) {
+          throw new RpcError(
+            "bad_request",
+            `Cannot launch a jailed firecracker: owner uid ${policy.ownerUid} has no entry in /etc/passwd to take the jailer's --gid from`,
+          );
+        }
+        const paths = await stageJail(policy.jailDir, {
           id,
-          execFile: firecrackerBin,
           uid: policy.ownerUid,
           gid,
-          chrootBase: policy.jailDir,
-          enablePci: p.enablePci,
-        }, paths);
-        ctx.log.info("jailed firecracker started", { id, pid });
-        return { pid, apiSocket: paths.apiSocket, root: paths.root };
-      } catch (error) {
-        await endJailedFirecracker(paths, id).catch(() => {});
-        await removeJail(policy.jailDir, id).catch((e) =>
-          ctx.log.warn("jail cleanup failed", { id, error: String(e) })
-        );
-        throw new RpcError(
-          "operation_failed",
-          `Cannot start the jailer for VM ${id}: ${(error as Error).message}`,
-        );
+          firecrackerBin,
+          ...contents,
+          libraryDirs: policy.libraryDirs,
+        });
+        ctx.log.info("jail staged", { id, root: paths.root });
+        try {
+          const pid = await startJailer(jailerBin, {
+            id,
+            execFile: firecrackerBin,
+            uid: policy.ownerUid,
+            gid,
+            chrootBase: policy.jailDir,
+            enablePci: p.enablePci,
+          }, paths);
+          ctx.log.info("jailed firecracker started", { id, pid });
+          return { pid, apiSocket: paths.apiSocket, root: paths.root };
+        } catch (error) {
+          const failures = await runAll([
+            {
+              what: "end the jailed Firecracker",
+              run: () => endJailedFirecracker(paths, id),
+            },
+            {
+              what: "remove the jail",
+              run: () => removeJail(policy.jailDir, id),
+            },
+          ]);
+          if (failures.length) {
+            ctx.log.warn("jail cleanup failed", { id, failures });
+          }
+          throw new RpcError(
+            "operation_failed",
+            `Cannot start the jailer for VM ${id}: ${(error as Error).message}${
+              failures.length ? `; cleanup: ${failures.join("; ")}` : ""
+            }`,
+          );
+        }
+      } finally {
+        closeJailSources(opened);
       }
     }),
     "jail.terminate": handler(JailIdParamsSchema, async (p, ctx) => {
       const id = checkJailId(p.id);
       const paths = jailPaths(policy.jailDir, id);
-      await endJailedFirecracker(paths, id);
-      const removed = await removeJail(policy.jailDir, id);
+      let removed = false;
+      // The jail is removed even when ending the process failed: its
+      // mounts must not outlive the VM.
+      const failures = await runAll([
+        {
+          what: "end the jailed Firecracker",
+          run: () => endJailedFirecracker(paths, id),
+        },
+        {
+          what: "remove the jail",
+          run: async () => removed = await removeJail(policy.jailDir, id),
+        },
+      ]);
+      if (failures.length) {
+        throw new RpcError(
+          "operation_failed",
+          joinFailures(`Cannot terminate jail ${id}`, failures).message,
+        );
+      }
       ctx.log.info("jail terminated", { id, removed });
       return { id, removed };
     }),

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RpcError } from "../protocol/envelope.ts";
-import { checkJailId, checkStateFile, ownerGid } from "./jail_ops.ts";
+import { closeJailSources } from "../jailer/chroot.ts";
+import { checkJailId, openStateFile, ownerGid } from "./jail_ops.ts";
 
 Deno.test("checkJailId() accepts banger ids only", () => {
   assert.equal(checkJailId("0123456789ab"), "0123456789ab");
@@ -12,30 +13,40 @@ Deno.test("checkJailId() accepts banger ids only", () => {
   }
 });
 
-Deno.test("checkStateFile() refuses paths outside, traversal, symlinks and dirs", async () => {
-  const state = await Deno.makeTempDir({ prefix: "banger-state-" });
+Deno.test("openStateFile() admits the owner's regular files inside the state only", async () => {
+  const state = await Deno.realPath(
+    await Deno.makeTempDir({ prefix: "banger-state-" }),
+  );
   const vm = join(state, "vms", "0123456789ab");
   await Deno.mkdir(vm, { recursive: true });
   const disk = join(vm, "root.img");
   await Deno.writeTextFile(disk, "");
   await Deno.symlink("/etc/shadow", join(vm, "evil.img"));
+  // A directory on the way that is a symlink out of the state.
+  await Deno.symlink("/etc", join(vm, "etc"));
+  const uid = Deno.uid()!;
   try {
-    assert.equal(await checkStateFile(disk, [vm], "drive"), disk);
-    const refused = async (path: string, why: RegExp) =>
-      await assert.rejects(
-        checkStateFile(path, [vm], "drive"),
+    const source = openStateFile(disk, [vm], "drive", uid);
+    assert.equal(source.realPath, disk);
+    closeJailSources([source]);
+
+    const refused = (path: string, why: RegExp, owner = uid) =>
+      assert.throws(
+        () => openStateFile(path, [vm], "drive", owner),
         (e: unknown) => {
           assert.ok(e instanceof RpcError && e.code === "bad_request");
           assert.match(e.message, why);
           return true;
         },
       );
-    await refused("/etc/shadow", /not inside banger's state/);
-    await refused(`${vm}/../../../../etc/shadow`, /not inside banger's state/);
-    await refused("root.img", /not inside banger's state/);
-    await refused(join(vm, "evil.img"), /not a regular file/);
-    await refused(`${vm}/missing.img`, /not a regular file/);
-    await refused(vm, /not inside banger's state/);
+    refused("/etc/shadow", /not inside banger's state/);
+    refused(`${vm}/../../../../etc/shadow`, /not inside banger's state/);
+    refused("root.img", /not inside banger's state/);
+    refused(join(vm, "evil.img"), /it is a symlink/);
+    refused(join(vm, "etc/hostname"), /resolves to "\/etc\/hostname", outside/);
+    refused(`${vm}/missing.img`, /cannot open it/);
+    refused(vm, /not inside banger's state/);
+    refused(disk, /owned by uid \d+, not the owner uid 4242/, 4242);
   } finally {
     await Deno.remove(state, { recursive: true });
   }

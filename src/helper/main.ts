@@ -14,6 +14,7 @@ import type { Logger } from "../util/log.ts";
 import { which } from "../util/exec.ts";
 import { JAIL_LIBRARY_DIRS } from "../roles.ts";
 import { ownerGid } from "./jail_ops.ts";
+import { ensureRootOwnedDir } from "../jailer/chroot.ts";
 import { serveHelper } from "./server.ts";
 
 /** Runs the helper; returns only on a startup error. */
@@ -24,9 +25,8 @@ export async function helperMain(args: string[]): Promise<number> {
   }
   const paths = resolvePaths();
   const background = args.includes("--background");
-  if (background) {
-    await Deno.mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
-  }
+  // Root's own directory, before the log is opened in it.
+  await ensureRootOwnedDir(paths.helperStateDir);
   const log = openLog(background ? paths.helperLog : undefined, "info")
     .with({ role: "helper" });
   try {
@@ -71,9 +71,7 @@ async function serve(
       tapPoolSize: config.tapPoolSize,
       jail: {
         jailDir: paths.jailDir,
-        vmsDir: paths.vmsDir,
-        imagesDir: paths.imagesDir,
-        kernelsDir: paths.kernelsDir,
+        stateDir: paths.stateDir,
         firecrackerBin: which(config.firecrackerBin),
         jailerBin: which(config.jailerBin),
         ownerUid,

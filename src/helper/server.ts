@@ -31,6 +31,7 @@ import {
   checkOwner,
   checkPort,
   checkTapName,
+  checkTapOfAddress,
 } from "./validate.ts";
 import { createTap, deleteTap, ensureBridge, linkExists } from "./network.ts";
 import { ensureNatBase, natDown, natUp } from "./nat.ts";
@@ -111,7 +112,9 @@ export function helperHandlers(
       })),
     "nat.up": handler(NatUpParamsSchema, async (p) => {
       const tap = checkTapName(p.tap);
-      const address = formatIpv4(checkGuestAddress(policy.cidr, p.address));
+      const value = checkGuestAddress(policy.cidr, p.address);
+      checkTapOfAddress(policy.cidr, tap, value);
+      const address = formatIpv4(value);
       const bridge = checkBridgeName(p.bridge);
       await natUp({ tap, address, bridge });
       return { tap };

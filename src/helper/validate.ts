@@ -96,6 +96,23 @@ export function checkGuestAddress(cidr: Cidr, address: string): number {
   return value;
 }
 
+/**
+ * Throws `bad_request` unless `tap` is the tap of guest `address`: banger
+ * puts the guest holding host index n of the range behind `bgtap<n>`, so a
+ * NAT rule can only ever be keyed on the address's own tap.
+ */
+export function checkTapOfAddress(cidr: Cidr, tap: string, address: number) {
+  const expected = `bgtap${address - cidr.network}`;
+  if (tap !== expected) {
+    throw new RpcError(
+      "bad_request",
+      `Refusing NAT for "${formatIpv4(address)}" on tap "${
+        printable(tap)
+      }": that address is behind "${expected}"`,
+    );
+  }
+}
+
 /** Throws `bad_request` unless `port` is an unprivileged TCP/UDP port. */
 export function checkPort(port: number): number {
   if (!Number.isInteger(port) || port < 1024 || port > 65535) {

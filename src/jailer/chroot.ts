@@ -19,6 +19,11 @@
  */
 import { dirname, join } from "node:path";
 import {
+  closeFd,
+  fdPath,
+  type FdStat,
+  fdStat,
+  linkFd,
   makedev,
   mknod,
   MNT_DETACH,
@@ -30,8 +35,12 @@ import {
   MS_RDONLY,
   MS_REC,
   MS_REMOUNT,
+  openPath,
   S_IFBLK,
-  splitDev,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
   umount2,
   UMOUNT_NOFOLLOW,
 } from "../ffi/libc.ts";
@@ -68,6 +77,8 @@ export class JailStepError extends Error {
 
 /** The named steps, each one privileged call. */
 export type JailStep =
+  | "open_source"
+  | "check_base_dir"
   | "create_dir"
   | "self_bind"
   | "make_private"
@@ -83,6 +94,8 @@ export type JailStep =
   | "remove_dir";
 
 const STEP_TEXT: Record<JailStep, string> = {
+  open_source: "open the file to put into the jail",
+  check_base_dir: "use jail base directory",
   create_dir: "create jail directory",
   self_bind: "bind-mount the chroot onto itself at",
   make_private: "make the chroot mount private at",
@@ -118,22 +131,105 @@ async function stepAsync<T>(
   }
 }
 
-/** What goes into one VM's jail. All paths are host paths, pre-checked. */
+/**
+ * A file to put into a jail, opened once as an `O_PATH` descriptor that did
+ * not follow a final symlink: it is checked and then linked (or mirrored as
+ * a device node) as that same inode, so renaming or replacing its path in
+ * between changes nothing.
+ */
+export interface JailSource {
+  /** The path it was opened by (for messages). */
+  path: string;
+  fd: number;
+  /** Where the inode really is, every symlink and `..` resolved. */
+  realPath: string;
+  stat: FdStat;
+}
+
+/** Opens `path` as a {@linkcode JailSource}; close it with closeJailSource. */
+export function openJailSource(path: string): JailSource {
+  const fd = step("open_source", path, () => openPath(path));
+  try {
+    return { path, fd, realPath: fdPath(fd), stat: fdStat(fd) };
+  } catch (error) {
+    closeFd(fd);
+    throw new JailStepError("open_source", path, error);
+  }
+}
+
+/** Closes the descriptors of `sources` (undefined entries are skipped). */
+export function closeJailSources(
+  sources: readonly (JailSource | undefined)[],
+): void {
+  for (const source of sources) {
+    if (source) closeFd(source.fd);
+  }
+}
+
+/** True for a regular file. */
+export function isRegularFile(stat: FdStat): boolean {
+  return (stat.mode & S_IFMT) === S_IFREG;
+}
+
+/** True for a symlink (opened itself, not followed). */
+export function isSymlink(stat: FdStat): boolean {
+  return (stat.mode & S_IFMT) === S_IFLNK;
+}
+
+/** True for a block device. */
+export function isBlockDevice(stat: FdStat): boolean {
+  return (stat.mode & S_IFMT) === S_IFBLK;
+}
+
+/** What goes into one VM's jail, every file already opened and checked. */
 export interface JailContents {
   id: string;
   uid: number;
   gid: number;
-  /** The firecracker binary to copy in. */
+  /** The firecracker binary to copy in (the helper's own configuration). */
   firecrackerBin: string;
-  kernel: string;
-  initrd?: string | undefined;
+  kernel: JailSource;
+  initrd?: JailSource | undefined;
   /** Drives: regular files are hard-linked, block devices get a node. */
-  drives: { id: string; path: string }[];
-  log: string;
-  metrics: string;
-  console: string;
+  drives: { id: string; source: JailSource }[];
+  log: JailSource;
+  metrics: JailSource;
+  console: JailSource;
   /** Library directories to offer when the binary is dynamically linked. */
   libraryDirs: string[];
+}
+
+/** Permission bits that let others than root change a directory. */
+const GROUP_OR_OTHER_WRITE = 0o022;
+
+/**
+ * Creates `dir` (mode 0711) when missing, and checks that it is a real
+ * directory, owned by root and writable by nobody else: the jail base must
+ * not be somewhere the owner can swap for a symlink, since staging creates,
+ * links and mounts below it as root. Throws {@linkcode JailStepError}.
+ */
+export async function ensureRootOwnedDir(dir: string): Promise<void> {
+  await stepAsync("create_dir", dir, async () => {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o711 });
+  });
+  const fd = step("check_base_dir", dir, () => openPath(dir));
+  try {
+    const stat = fdStat(fd);
+    const problem = (stat.mode & S_IFMT) !== S_IFDIR
+      ? "not a directory"
+      : stat.uid !== 0
+      ? `owned by uid ${stat.uid}, not root`
+      : (stat.mode & GROUP_OR_OTHER_WRITE) !== 0
+      ? `writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`
+      : fdPath(fd) !== dir
+      ? `it resolves to "${fdPath(fd)}"`
+      : undefined;
+    if (problem) {
+      throw new JailStepError("check_base_dir", dir, new Error(problem));
+    }
+  } finally {
+    closeFd(fd);
+  }
 }
 
 /**
@@ -149,6 +245,8 @@ export async function stageJail(
     throw new RangeError(`Refusing jail id "${contents.id}": not a banger id`);
   }
   const paths = jailPaths(chrootBase, contents.id);
+  await ensureRootOwnedDir(chrootBase);
+  await ensureRootOwnedDir(dirname(paths.jailDir));
   // A leftover jail (a crash between staging and cleanup) is removed
   // first, safely, rather than staged over.
   await removeJail(chrootBase, contents.id);
@@ -177,25 +275,25 @@ async function stageInto(paths: JailPaths, c: JailContents): Promise<void> {
   );
 
   // Hard links, not copies: the kernel and disks are large, and the jail
-  // sits on the same filesystem as banger's state.
-  const links: [string, string][] = [
+  // sits on the same filesystem as banger's state. Each is linked from its
+  // open descriptor, so it is the inode that was checked.
+  const links: [JailSource, string][] = [
     [c.kernel, CHROOT_KERNEL],
-    ...(c.initrd ? [[c.initrd, CHROOT_INITRD] as [string, string]] : []),
+    ...(c.initrd ? [[c.initrd, CHROOT_INITRD] as [JailSource, string]] : []),
     [c.log, CHROOT_LOG],
     [c.metrics, CHROOT_METRICS],
     [c.console, CHROOT_CONSOLE],
   ];
   for (const drive of c.drives) {
-    const info = await Deno.lstat(drive.path);
     const target = join(root, chrootDrive(drive.id));
-    if (info.isBlockDevice) {
+    if (isBlockDevice(drive.source.stat)) {
       // A device node with the same numbers: the jailed process opens it
       // like the host device, without seeing the host's /dev.
-      const [major, minor] = splitDev(info.rdev ?? 0);
+      const { rdevMajor, rdevMinor } = drive.source.stat;
       step(
         "make_device_node",
         target,
-        () => mknod(target, S_IFBLK | 0o600, makedev(major, minor)),
+        () => mknod(target, S_IFBLK | 0o600, makedev(rdevMajor, rdevMinor)),
       );
       await stepAsync(
         "chown_device_node",
@@ -203,12 +301,12 @@ async function stageInto(paths: JailPaths, c: JailContents): Promise<void> {
         () => Deno.chown(target, c.uid, c.gid),
       );
     } else {
-      links.push([drive.path, chrootDrive(drive.id)]);
+      links.push([drive.source, chrootDrive(drive.id)]);
     }
   }
   for (const [source, name] of links) {
     const target = join(root, name);
-    await stepAsync("link_file", target, () => Deno.link(source, target));
+    step("link_file", target, () => linkFd(source.fd, target));
   }
 
   // A copy, not a bind mount: the jailer opens the exec file read-write
@@ -344,13 +442,20 @@ export async function removeJail(
     return false;
   }
 
-  // Deepest first; the self bind goes last and takes anything missed.
+  // Deepest first; the self bind goes last and takes anything missed, so
+  // a failed detach is remembered rather than ending the loop: the mount
+  // table check below is what decides.
+  const failures: JailStepError[] = [];
   for (const entry of mountsUnder(await readMounts(), paths.jailDir)) {
-    step(
-      "detach_mounts",
-      entry.mountPoint,
-      () => umount2(entry.mountPoint, MNT_DETACH | UMOUNT_NOFOLLOW),
-    );
+    try {
+      step(
+        "detach_mounts",
+        entry.mountPoint,
+        () => umount2(entry.mountPoint, MNT_DETACH | UMOUNT_NOFOLLOW),
+      );
+    } catch (error) {
+      failures.push(error as JailStepError);
+    }
   }
 
   const left = mountsUnder(await readMounts(), paths.jailDir);
@@ -358,7 +463,13 @@ export async function removeJail(
     throw new JailStepError(
       "verify_unmounted",
       left[0]!.mountPoint,
-      new Error(`${left.length} mount(s) remain`),
+      new Error(
+        `${left.length} mount(s) remain${
+          failures.length
+            ? ` (${failures.map((f) => f.message).join("; ")})`
+            : ""
+        }`,
+      ),
     );
   }
 

@@ -7,7 +7,7 @@ Deno.test("jailerArgs() passes id, exec file, owner, chroot base and the socket"
     execFile: "/usr/local/bin/firecracker",
     uid: 1000,
     gid: 1001,
-    chrootBase: "/var/lib/banger/jail",
+    chrootBase: "/var/lib/banger-root/jail",
     enablePci: false,
   });
   assert.deepEqual(args, [
@@ -20,7 +20,7 @@ Deno.test("jailerArgs() passes id, exec file, owner, chroot base and the socket"
     "--gid",
     "1001",
     "--chroot-base-dir",
-    "/var/lib/banger/jail",
+    "/var/lib/banger-root/jail",
     "--daemonize",
     "--",
     "--api-sock",

@@ -84,7 +84,7 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
       const [vm] = await s.vms();
       check(vm?.name === "fc-jail", "the jailed VM is not listed");
       const id = vm.dir.split("/").pop()!;
-      const jailDir = join(s.root, "var/lib/banger/jail/firecracker", id);
+      const jailDir = join(s.root, "var/lib/banger-root/jail/firecracker", id);
       const root = join(jailDir, "root");
 
       // The jail holds hard links of the VM's files, not copies.

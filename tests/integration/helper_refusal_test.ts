@@ -7,6 +7,8 @@
 import { assertEquals, assertNotEquals } from "./_assert.ts";
 import { RpcError } from "../../src/protocol/envelope.ts";
 import { startHelperInNetns } from "./_helper_netns.ts";
+import { join } from "node:path";
+import { run } from "../../src/util/exec.ts";
 
 const LONG = "bgtap" + "1".repeat(5000);
 
@@ -155,6 +157,11 @@ const REFUSED: [string, unknown, string][] = [
     { tap: "bgtap2", address: "172.30.0.2", bridge: "docker0" },
     "NAT through docker0",
   ],
+  [
+    "nat.up",
+    { tap: "bgtap3", address: "172.30.0.2", bridge: "br-banger" },
+    "an address behind another tap",
+  ],
   ["nat.up", {
     tap: 'bgtap2" ; flush ruleset',
     address: "172.30.0.2",
@@ -184,16 +191,117 @@ const REFUSED: [string, unknown, string][] = [
   ],
 ];
 
+const VM = "0123456789ab";
+const OTHER_VM = "ba9876543210";
+
+/**
+ * Files a compromised daemon could point `jail.launch` at, made in the
+ * test helper's state directory: a symlink to /etc/shadow, a directory
+ * that is a symlink to /etc, a block device node, and another VM's disk.
+ */
+async function plantJailBait(root: string): Promise<string> {
+  const state = join(root, "var/lib/banger");
+  const vm = join(state, "vms", VM);
+  const images = join(state, "images/debian");
+  await Deno.mkdir(vm, { recursive: true });
+  await Deno.mkdir(join(state, "vms", OTHER_VM), { recursive: true });
+  await Deno.mkdir(images, { recursive: true });
+  for (const file of ["root.img", "fc.log", "metrics.json", "console.log"]) {
+    await Deno.writeTextFile(join(vm, file), "");
+  }
+  await Deno.writeTextFile(join(state, "vms", OTHER_VM, "root.img"), "");
+  await Deno.writeTextFile(join(images, "vmlinux"), "");
+  await Deno.symlink("/etc/shadow", join(images, "shadow"));
+  await Deno.symlink("/etc", join(vm, "etc"));
+  await run("mknod", [join(vm, "disk.blk"), "b", "7", "0"]);
+  return state;
+}
+
+/** A valid jail.launch request for the planted VM. */
+function goodJailRequest(state: string) {
+  const vm = join(state, "vms", VM);
+  return {
+    id: VM,
+    kernel: join(state, "images/debian/vmlinux"),
+    drives: [{ id: "root", path: join(vm, "root.img") }],
+    log: join(vm, "fc.log"),
+    metrics: join(vm, "metrics.json"),
+    console: join(vm, "console.log"),
+    enablePci: false,
+  };
+}
+
+/** jail.launch requests, each with one bad path or field. */
+function jailRequests(state: string): [string, unknown, string][] {
+  const vm = join(state, "vms", VM);
+  const good = goodJailRequest(state);
+  const bad = (change: Record<string, unknown>, what: string) =>
+    ["jail.launch", { ...good, ...change }, what] as [string, unknown, string];
+  const drive = (path: string) => ({ drives: [{ id: "root", path }] });
+  return [
+    bad({ kernel: "/etc/shadow" }, "a host file as kernel"),
+    bad(
+      { kernel: join(state, "images/debian/../../../../etc/shadow") },
+      "traversal out of the state",
+    ),
+    bad({ kernel: join(state, "images/debian/shadow") }, "a symlink"),
+    bad(drive(join(vm, "etc/shadow")), "a symlinked directory on the way"),
+    bad(drive(join(vm, "disk.blk")), "a block device node"),
+    bad(drive("/dev/loop0"), "a host block device"),
+    bad(
+      drive(join(state, "vms", OTHER_VM, "root.img")),
+      "another VM's disk",
+    ),
+    bad({ log: join(state, "images/debian/vmlinux") }, "a log outside the VM"),
+    bad({ id: "../../../etc" }, "a traversing id"),
+    bad({ drives: [{ id: "a;b", path: join(vm, "root.img") }] }, "drive id"),
+    bad({ execFile: "/bin/sh" }, "an exec file from the request"),
+    ["jail.terminate", { id: "../../etc" }, "terminating a foreign jail"],
+  ];
+}
+
 Deno.test({
   name:
     "helper refuses foreign names, addresses and paths, leaving the host unchanged",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const helper = await startHelperInNetns();
+    // A stand-in Firecracker and jailer are configured, so that jail
+    // requests get as far as their paths.
+    const standin = new URL("../firecracker_standin/", import.meta.url)
+      .pathname;
+    const helper = await startHelperInNetns(
+      `firecracker_bin = "${standin}firecracker"\njailer_bin = "${standin}jailer"\n`,
+    );
     try {
+      // Real interfaces and tables of other owners, for the requests that
+      // name them to find.
+      await helper.inNs("ip", [
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0peer",
+      ]);
+      await helper.inNs("ip", ["link", "add", "docker0", "type", "bridge"]);
+      await helper.inNs("ip", ["addr", "add", "10.9.0.1/24", "dev", "eth0"]);
+      await helper.inNs("nft", ["add", "table", "ip", "filter"]);
+      await helper.inNs("nft", [
+        "add",
+        "chain",
+        "ip",
+        "filter",
+        "forward",
+        "{ type filter hook forward priority 0 ; }",
+      ]);
+      const state = await plantJailBait(helper.root);
       const before = await helper.snapshot();
-      for (const [method, params, what] of REFUSED) {
+      for (
+        const [method, params, what] of [...REFUSED, ...jailRequests(state)]
+      ) {
         await t.step(`${method}: ${what}`, async () => {
           let code = "accepted";
           try {
@@ -206,6 +314,10 @@ Deno.test({
       }
       const after = await helper.snapshot();
       assertEquals(after, before);
+      // No jail was staged for any of them.
+      const jails = join(helper.root, "var/lib/banger-root/jail/firecracker");
+      const staged = await Array.fromAsync(Deno.readDir(jails)).catch(() => []);
+      assertEquals(staged, []);
 
       // The comparison can see a change: a valid request makes one.
       await helper.call("bridge.ensure", {
@@ -214,6 +326,15 @@ Deno.test({
         prefix: 24,
       });
       assertNotEquals(await helper.snapshot(), before);
+
+      // And the jail requests were refused for their paths alone: the
+      // same request with good ones stages a jail and starts the jailer.
+      const launched = await helper.call("jail.launch", goodJailRequest(state));
+      assertEquals(typeof (launched as { pid: number }).pid, "number");
+      assertEquals(await helper.call("jail.terminate", { id: VM }), {
+        id: VM,
+        removed: true,
+      });
     } finally {
       await helper.stop();
     }

@@ -11,7 +11,12 @@
  * @module
  */
 import { join } from "node:path";
-import { removeJail, stageJail } from "../../src/jailer/chroot.ts";
+import {
+  closeJailSources,
+  openJailSource,
+  removeJail,
+  stageJail,
+} from "../../src/jailer/chroot.ts";
 import {
   CHROOT_INITRD,
   CHROOT_KERNEL,
@@ -56,24 +61,37 @@ async function setup(): Promise<string> {
 }
 
 async function stage(device: string) {
-  return await stageJail(base, {
-    id: ID,
-    uid: OWNER,
-    gid: OWNER,
-    // Any dynamically linked executable: the copy and the library binds
-    // are what is checked, not that it is Firecracker.
-    firecrackerBin: "/usr/bin/true",
-    kernel: join(imageDir, "vmlinux"),
-    initrd: join(imageDir, "initrd.img"),
-    drives: [
-      { id: "root", path: join(vmDir, "root.img") },
-      { id: "scratch", path: device },
-    ],
-    log: join(vmDir, "firecracker.log"),
-    metrics: join(vmDir, "metrics.json"),
-    console: join(vmDir, "console.log"),
-    libraryDirs: JAIL_LIBRARY_DIRS,
-  });
+  const sources = {
+    kernel: openJailSource(join(imageDir, "vmlinux")),
+    initrd: openJailSource(join(imageDir, "initrd.img")),
+    root: openJailSource(join(vmDir, "root.img")),
+    scratch: openJailSource(device),
+    log: openJailSource(join(vmDir, "firecracker.log")),
+    metrics: openJailSource(join(vmDir, "metrics.json")),
+    console: openJailSource(join(vmDir, "console.log")),
+  };
+  try {
+    return await stageJail(base, {
+      id: ID,
+      uid: OWNER,
+      gid: OWNER,
+      // Any dynamically linked executable: the copy and the library binds
+      // are what is checked, not that it is Firecracker.
+      firecrackerBin: "/usr/bin/true",
+      kernel: sources.kernel,
+      initrd: sources.initrd,
+      drives: [
+        { id: "root", source: sources.root },
+        { id: "scratch", source: sources.scratch },
+      ],
+      log: sources.log,
+      metrics: sources.metrics,
+      console: sources.console,
+      libraryDirs: JAIL_LIBRARY_DIRS,
+    });
+  } finally {
+    closeJailSources(Object.values(sources));
+  }
 }
 
 async function observe(device: string) {
@@ -123,6 +141,8 @@ async function afterRemove() {
     mountsLeft: mountsUnder(await readMounts(), paths.jailDir).length,
     jailExists: await Deno.lstat(paths.jailDir).then(() => true, () => false),
     kernelLinks: (await Deno.stat(join(imageDir, "vmlinux"))).nlink,
+    mountTableUnchanged:
+      JSON.stringify(await mountTable()) === JSON.stringify(tableBefore),
     hostLibraryIntact: (await Deno.stat("/usr/bin/true")).isFile &&
       (await Deno.stat("/usr/lib/os-release").then(() => true, () => false)),
   };
@@ -137,6 +157,14 @@ async function child(phase: string): Promise<unknown> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
+/** The whole mount table, as comparable lines. */
+async function mountTable(): Promise<string[]> {
+  return (await readMounts()).map((m) =>
+    `${m.mountPoint} ${m.readOnly ? "ro" : "rw"}`
+  ).sort();
+}
+
+const tableBefore = await mountTable();
 let result: unknown;
 switch (scenario) {
   case "stage-remove": {
@@ -173,6 +201,72 @@ switch (scenario) {
     const staged = await observe(device);
     await removeJail(base, ID);
     result = { staged, after: await afterRemove() };
+    break;
+  }
+  case "swap": {
+    // The kernel's path is replaced by a symlink to another file after it
+    // was opened and checked: the jail still gets the checked inode.
+    const device = await setup();
+    const kernelPath = join(imageDir, "vmlinux");
+    const checked = openJailSource(kernelPath);
+    const original = await Deno.stat(kernelPath);
+    await Deno.rename(kernelPath, join(imageDir, "vmlinux.orig"));
+    await Deno.symlink("/etc/hostname", kernelPath);
+    try {
+      const sources = {
+        initrd: openJailSource(join(imageDir, "initrd.img")),
+        root: openJailSource(join(vmDir, "root.img")),
+        log: openJailSource(join(vmDir, "firecracker.log")),
+        metrics: openJailSource(join(vmDir, "metrics.json")),
+        console: openJailSource(join(vmDir, "console.log")),
+      };
+      await stageJail(base, {
+        id: ID,
+        uid: OWNER,
+        gid: OWNER,
+        firecrackerBin: "/usr/bin/true",
+        kernel: checked,
+        initrd: sources.initrd,
+        drives: [{ id: "root", source: sources.root }],
+        log: sources.log,
+        metrics: sources.metrics,
+        console: sources.console,
+        libraryDirs: [],
+      });
+      closeJailSources(Object.values(sources));
+    } finally {
+      closeJailSources([checked]);
+    }
+    const linked = await Deno.lstat(
+      join(jailPaths(base, ID).root, CHROOT_KERNEL),
+    );
+    result = {
+      sameInode: linked.ino === original.ino,
+      isFile: linked.isFile,
+      hostnameInode: linked.ino === (await Deno.stat("/etc/hostname")).ino,
+      device,
+    };
+    await removeJail(base, ID);
+    break;
+  }
+  case "owner-writable-base": {
+    // A jail base the owner could swap is refused before anything is made.
+    await setup();
+    await Deno.mkdir(base, { mode: 0o777 });
+    await Deno.chmod(base, 0o777);
+    let error = "";
+    try {
+      await stage(await someBlockDevice());
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    result = {
+      error,
+      jailMade: await Deno.lstat(join(base, "firecracker")).then(
+        () => true,
+        () => false,
+      ),
+    };
     break;
   }
   case "remove-only":

@@ -31,6 +31,8 @@ interface After {
   mountsLeft: number;
   jailExists: boolean;
   kernelLinks: number;
+  /** The whole mount table equals the one from before staging. */
+  mountTableUnchanged: boolean;
   hostLibraryIntact: boolean;
 }
 
@@ -106,6 +108,7 @@ Deno.test({
     assert.equal(after.mountsLeft, 0, "mounts left after removal");
     assert.equal(after.jailExists, false, "the jail directory is left");
     assert.equal(after.kernelLinks, 1, "the kernel's extra link is left");
+    assert.ok(after.mountTableUnchanged, "the mount table differs from before");
     assert.ok(after.hostLibraryIntact, "host libraries were touched");
   },
 });
@@ -122,6 +125,7 @@ Deno.test({
     assert.ok(staged.mounts >= 1, "staging made no mounts");
     assert.equal(removedByFresh.removed, true);
     assert.equal(after.mountsLeft, 0);
+    assert.ok(after.mountTableUnchanged, "the mount table differs from before");
     assert.equal(after.jailExists, false);
     assert.ok(after.hostLibraryIntact);
   },
@@ -142,5 +146,34 @@ Deno.test({
     assert.equal(staged.kernelLinks, 2);
     assert.equal(after.mountsLeft, 0);
     assert.equal(after.jailExists, false);
+  },
+});
+
+Deno.test({
+  name:
+    "stageJail() links the inode that was checked, not what the path became",
+  ignore: !isRoot,
+  async fn() {
+    const r = await probe<
+      { sameInode: boolean; isFile: boolean; hostnameInode: boolean }
+    >("swap");
+    assert.ok(r.isFile, "the jail's kernel is not a regular file");
+    assert.ok(r.sameInode, "the jail's kernel is not the checked inode");
+    assert.ok(!r.hostnameInode, "the swapped-in file reached the jail");
+  },
+});
+
+Deno.test({
+  name: "stageJail() refuses a jail base that others than root can write",
+  ignore: !isRoot,
+  async fn() {
+    const r = await probe<{ error: string; jailMade: boolean }>(
+      "owner-writable-base",
+    );
+    assert.match(
+      r.error,
+      /use jail base directory .*writable by group or others/,
+    );
+    assert.equal(r.jailMade, false);
   },
 });
