@@ -19,7 +19,12 @@ import {
 } from "./src/roles.ts";
 import { which } from "./src/util/exec.ts";
 import { parseCidr } from "./src/util/ipv4.ts";
-import type { RoleStart, WorkerExit } from "./src/role_worker.ts";
+import type {
+  FromWorker,
+  RoleStart,
+  Service,
+  SpawnReply,
+} from "./src/role_worker.ts";
 
 const args = [...Deno.args];
 const role = roleOf(args);
@@ -31,21 +36,29 @@ const worker = new Worker(new URL("./src/role_worker.ts", import.meta.url), {
     permissions: rolePermissions(
       role,
       paths,
-      launcher,
       await roleConfig(paths.configFile),
       outputPaths(args),
     ),
   },
 });
-worker.onmessage = (event: MessageEvent<WorkerExit>) => {
-  Deno.exit(event.data.code);
+worker.onmessage = async (event: MessageEvent<FromWorker>) => {
+  const message = event.data;
+  if (message.kind === "exit") Deno.exit(message.code);
+  if (role !== "cli") return;
+  const reply: SpawnReply = { kind: "spawned", id: message.id };
+  try {
+    await startInBackground(serviceArgs(message.service));
+  } catch (error) {
+    reply.error = (error as Error).message;
+  }
+  worker.postMessage(reply);
 };
 worker.onerror = (event) => {
   event.preventDefault();
   console.error(`banger: ${event.message}`);
   Deno.exit(1);
 };
-const start: RoleStart = { role, args, launcher };
+const start: RoleStart = { kind: "start", role, args, launcher };
 worker.postMessage(start);
 
 /**
@@ -64,6 +77,33 @@ async function roleConfig(configFile: string): Promise<RoleConfig | undefined> {
     };
   } catch {
     return undefined;
+  }
+}
+
+/** The argv of a service the CLI asked for: a fixed form per service. */
+function serviceArgs(service: Service): string[] {
+  if (service.role === "daemon") return ["daemon", "--background"];
+  if (!Number.isInteger(service.ownerUid) || service.ownerUid < 0) {
+    throw new RangeError(`Invalid owner uid ${service.ownerUid}`);
+  }
+  return ["helper", "--background", "--owner-uid", String(service.ownerUid)];
+}
+
+/**
+ * Starts banger again with `roleArgs` in a new session (setsid), detached
+ * from this terminal so that Ctrl-C here does not reach it.
+ */
+async function startInBackground(roleArgs: string[]): Promise<void> {
+  const status = await new Deno.Command("setsid", {
+    args: ["-f", launcher.exec, ...launcher.prefix, ...roleArgs],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!status.success) {
+    throw new Error(
+      `Cannot start banger ${roleArgs[0]}: setsid exited with ${status.code}`,
+    );
   }
 }
 

@@ -84,8 +84,12 @@ export const RESOLVED_RUN_DIR = "/run/systemd/resolve";
  */
 export const JAIL_LIBRARY_DIRS = ["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
-/** Programs the CLI runs: ssh sessions, the workspace copy, and itself. */
-export const CLI_PROGRAMS = ["ssh", "git", "tar", "setsid"];
+/**
+ * Programs the CLI runs: ssh sessions and the workspace copy. Starting the
+ * daemon and the helper is the main thread's job (src/role_worker.ts), so
+ * the CLI needs no program that starts arbitrary others.
+ */
+export const CLI_PROGRAMS = ["ssh", "git", "tar"];
 
 /** Most VMM control sockets the daemon is allowed to reach. */
 export const MAX_VMM_SOCKETS = 1022;
@@ -126,7 +130,6 @@ export function guestHosts(cidr: string): string[] {
 export function rolePermissions(
   role: Role,
   paths: Paths,
-  launcher: Launcher,
   config: RoleConfig = { qemuBin: "qemu-system-x86_64", hostSlots: 254 },
   outputs: readonly string[] = [],
 ): RolePermissions {
@@ -144,7 +147,7 @@ export function rolePermissions(
           paths.helperSocket,
           ...outputs,
         ],
-        run: [...CLI_PROGRAMS, launcher.exec],
+        run: CLI_PROGRAMS,
         net: [
           unix(paths.daemonSocket),
           unix(paths.helperSocket),

@@ -3,7 +3,6 @@ import { resolvePaths } from "./paths.ts";
 import { outputPaths, roleOf, rolePermissions } from "./roles.ts";
 
 const paths = resolvePaths({ root: "/srv/b", home: "/home/u" });
-const launcher = { exec: "/usr/bin/banger", prefix: [] };
 
 Deno.test("roleOf() picks the role from the first argument only", () => {
   deepStrictEqual(roleOf(["daemon"]), "daemon");
@@ -29,7 +28,7 @@ Deno.test("outputPaths() takes output files before -- only", () => {
 });
 
 Deno.test("the CLI may write its own directories and named outputs, nothing else", () => {
-  const cli = rolePermissions("cli", paths, launcher, undefined, [
+  const cli = rolePermissions("cli", paths, undefined, [
     "/tmp/t.json",
   ]);
   ok(Array.isArray(cli.write));
@@ -40,14 +39,14 @@ Deno.test("the CLI may write its own directories and named outputs, nothing else
 });
 
 Deno.test("the daemon may reach one control socket per address slot, capped", () => {
-  const daemon = rolePermissions("daemon", paths, launcher, {
+  const daemon = rolePermissions("daemon", paths, {
     qemuBin: "qemu-system-x86_64",
     hostSlots: 6,
   });
   ok(Array.isArray(daemon.net));
   ok(daemon.net.includes("unix:/srv/b/run/banger/vmm/6.sock"));
   ok(!daemon.net.includes("unix:/srv/b/run/banger/vmm/7.sock"));
-  const big = rolePermissions("daemon", paths, launcher, {
+  const big = rolePermissions("daemon", paths, {
     qemuBin: "q",
     hostSlots: 65534,
   });

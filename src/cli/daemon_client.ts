@@ -10,15 +10,15 @@ import { PingResultSchema } from "../protocol/daemon.ts";
 import { RpcError } from "../protocol/envelope.ts";
 import { HelperPingResultSchema } from "../protocol/helper.ts";
 import { call, type CallOptions } from "../rpc/client.ts";
-import type { Launcher } from "../roles.ts";
 import { note } from "./output.ts";
+import { startService } from "../role_worker.ts";
 
 /** How long a freshly started daemon or helper gets to answer. */
 const START_TIMEOUT_MS = 15_000;
 
 /** A CLI-side handle on the daemon. */
 export class DaemonClient {
-  constructor(readonly paths: Paths, readonly launcher: Launcher) {}
+  constructor(readonly paths: Paths) {}
 
   /** Calls `method`; starts the daemon first when it is not running. */
   async call<T extends z.ZodType>(
@@ -42,46 +42,33 @@ export class DaemonClient {
   }
 
   /**
-   * Starts the helper (when running as root) and the daemon unless they
-   * answer already, and says so once.
+   * Starts the helper (when running as root without a system install) and
+   * the daemon unless they answer already, and says so once. The helper is
+   * checked on its own: a daemon that outlived its helper needs a new one.
    */
   async ensureRunning(): Promise<void> {
-    if (await answers(this.paths.daemonSocket, "ping")) return;
     const uid = Deno.uid() ?? 0;
-    if (uid === 0 && !(await answers(this.paths.helperSocket, "ping"))) {
-      const owner = Number(Deno.env.get("SUDO_UID") ?? uid);
-      await this.#spawn([
-        "helper",
-        "--background",
-        "--owner-uid",
-        String(owner),
-      ]);
-      await waitFor(this.paths.helperSocket, "helper");
-      note(`banger: started the root helper (log: ${this.paths.helperLog})`);
+    if (uid === 0 && !(await isSystemInstall(this.paths))) {
+      if (!(await answers(this.paths.helperSocket, "ping"))) {
+        // The owner is whoever runs banger: the daemon runs as that user
+        // too (under sudo, root), and the helper serves only the owner.
+        await startService({ role: "helper", ownerUid: uid });
+        await waitFor(this.paths.helperSocket, "helper");
+        note(`banger: started the root helper (log: ${this.paths.helperLog})`);
+      }
     }
-    await this.#spawn(["daemon", "--background"]);
+    if (await answers(this.paths.daemonSocket, "ping")) return;
+    await startService({ role: "daemon" });
     await waitFor(this.paths.daemonSocket, "daemon");
     note(`banger: started the daemon (log: ${this.paths.daemonLog})`);
   }
+}
 
-  /**
-   * Starts banger in `args`'s role in a new session (setsid), detached from
-   * this terminal so that Ctrl-C here does not reach it.
-   */
-  async #spawn(args: string[]): Promise<void> {
-    const child = new Deno.Command("setsid", {
-      args: ["-f", this.launcher.exec, ...this.launcher.prefix, ...args],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const status = await child.status;
-    if (!status.success) {
-      throw new Error(
-        `Cannot start banger ${args[0]}: setsid exited with ${status.code}`,
-      );
-    }
-  }
+/** True when `banger system install` set this machine up (systemd units). */
+export async function isSystemInstall(
+  paths: { installFile: string },
+): Promise<boolean> {
+  return await Deno.stat(paths.installFile).then(() => true, () => false);
 }
 
 async function answers(socket: string, method: string): Promise<boolean> {

@@ -20,7 +20,7 @@ import type { Launcher } from "../roles.ts";
 import { sshArgs } from "../ssh/options.ts";
 import { formatMiB } from "../util/size.ts";
 import { VERSION } from "../version.ts";
-import { DaemonClient } from "./daemon_client.ts";
+import { DaemonClient, isSystemInstall } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
 import { probePermissions } from "../util/probe.ts";
@@ -51,7 +51,7 @@ export async function cliMain(
 
   const paths = resolvePaths();
   let status = 0;
-  const daemon = new DaemonClient(paths, launcher);
+  const daemon = new DaemonClient(paths);
   const config = await loadConfig(paths.configFile);
   const ssh = {
     key: config.sshKeyPath ?? paths.sshKey,
@@ -387,12 +387,6 @@ export async function cliMain(
   } catch (error) {
     return reportError(error);
   }
-}
-
-async function isSystemInstall(
-  paths: { installFile: string },
-): Promise<boolean> {
-  return await Deno.stat(paths.installFile).then(() => true, () => false);
 }
 
 /** Prints an error for people and returns the exit status. */

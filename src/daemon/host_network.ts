@@ -90,7 +90,7 @@ export class HelperClient implements HostNetwork {
       ) {
         throw new RpcError(
           "operation_failed",
-          `Cannot reach the root helper at "${this.socket}": it is not running (start it as root with "banger helper", or install banger with "sudo banger system install")`,
+          `Cannot reach the root helper at "${this.socket}": it is not running (any banger command run as root starts it again)`,
         );
       }
       throw error;

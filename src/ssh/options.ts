@@ -30,6 +30,11 @@ export function hostAlias(name: string): string {
 /** Builds ssh's argv (without the program name) up to the destination. */
 export function sshArgs(identity: SshIdentity, target: SshTarget): string[] {
   return [
+    // No ssh_config: every option banger relies on is on this command line,
+    // and no user or system setting (a ProxyCommand, a LocalCommand, a
+    // Host * block) changes where or how banger's ssh connects.
+    "-F",
+    "none",
     "-i",
     identity.key,
     "-o",

@@ -13,16 +13,23 @@ export type ProbeReport = Record<string, string>;
 /** Attempts to run programs, load libc and open a socket. */
 export async function probePermissions(): Promise<ProbeReport> {
   const report: ProbeReport = {};
-  for (const program of ["ip", "qemu-system-x86_64", "nft", "ssh"]) {
+  const programs: [string, string][] = [
+    ...["ip", "qemu-system-x86_64", "nft", "ssh", "setsid", "sh"].map((
+      p,
+    ): [string, string] => [p, p]),
+    // Itself: under `deno run` that is deno, which runs anything.
+    ["self", Deno.execPath()],
+  ];
+  for (const [label, program] of programs) {
     try {
       await new Deno.Command(program, {
         args: ["-V"],
         stdout: "null",
         stderr: "null",
       }).output();
-      report[`run:${program}`] = "allowed";
+      report[`run:${label}`] = "allowed";
     } catch (error) {
-      report[`run:${program}`] = (error as Error).name;
+      report[`run:${label}`] = (error as Error).name;
     }
   }
   try {

@@ -8,6 +8,16 @@
 import { join } from "node:path";
 import { CommandError, run } from "../util/exec.ts";
 
+/**
+ * Runs git in `dir` with the settings through which a repository's own
+ * configuration could make git start other programs turned off: banger
+ * reads repositories it did not write, on behalf of agents as well as
+ * people. (`core.fsmonitor` names a program git runs to list changes.)
+ */
+function git(dir: string, args: string[]) {
+  return run("git", ["-C", dir, "-c", "core.fsmonitor=false", ...args]);
+}
+
 /** A repository that can be copied. */
 export interface Repo {
   /** The work tree's top directory. */
@@ -43,7 +53,7 @@ export async function inspectRepo(path: string): Promise<Repo> {
   }
   const revParse = async (...args: string[]) => {
     try {
-      return (await run("git", ["-C", path, "rev-parse", ...args])).stdout;
+      return (await git(path, ["rev-parse", ...args])).stdout;
     } catch (error) {
       if (error instanceof CommandError && error.code !== null) {
         return undefined;
@@ -74,7 +84,7 @@ export async function inspectRepo(path: string): Promise<Repo> {
       `Cannot use "${path}" as a workspace: linked work trees (a .git file) are not supported`,
     );
   }
-  const submodules = await run("git", ["-C", top, "ls-files", "--stage", "-z"]);
+  const submodules = await git(top, ["ls-files", "--stage", "-z"]);
   if (
     submodules.stdout.split("\0").some((entry) => entry.startsWith("160000 "))
   ) {
@@ -101,9 +111,7 @@ export async function listWorkspaceFiles(
   includeUntracked: boolean,
 ): Promise<FileList> {
   const lines = async (args: string[]) =>
-    (await run("git", ["-C", repo.top, ...args])).stdout.split("\0").filter(
-      (f) => f !== "",
-    );
+    (await git(repo.top, args)).stdout.split("\0").filter((f) => f !== "");
   const tracked = await lines(["ls-files", "-z", "--cached"]);
   // A tracked file deleted in the working tree is not copied: the guest
   // sees the same deletion the host has.

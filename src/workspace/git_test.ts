@@ -1,4 +1,5 @@
 import { deepStrictEqual, rejects } from "node:assert/strict";
+import { dirname } from "node:path";
 import { inspectRepo, listWorkspaceFiles } from "./git.ts";
 
 const GIT_ENV = {
@@ -20,7 +21,7 @@ async function repo(files: Record<string, string>): Promise<string> {
   const dir = await Deno.makeTempDir();
   await git(dir, "init", "-q");
   for (const [path, text] of Object.entries(files)) {
-    await Deno.mkdir(`${dir}/${path}/..`, { recursive: true });
+    await Deno.mkdir(dirname(`${dir}/${path}`), { recursive: true });
     await Deno.writeTextFile(`${dir}/${path}`, text);
   }
   await git(dir, "add", "-A");
@@ -85,3 +86,26 @@ Deno.test("inspectRepo() refuses non-repositories, bare repositories and submodu
     await Deno.remove(d, { recursive: true });
   }
 });
+
+Deno.test("inspecting and listing a repository never runs its core.fsmonitor program", async () => {
+  const dir = await repo({ "a.txt": "a" });
+  const marker = `${dir}.ran`;
+  const hook = `${dir}.hook`;
+  await Deno.writeTextFile(hook, `#!/bin/sh\ntouch '${marker}'\n`);
+  await Deno.chmod(hook, 0o755);
+  await git(dir, "config", "core.fsmonitor", hook);
+  // The hook works: plain git runs it.
+  await git(dir, "ls-files", "--deleted");
+  deepStrictEqual(await exists(marker), true);
+  await Deno.remove(marker);
+
+  const found = await inspectRepo(dir);
+  await listWorkspaceFiles(found, true);
+  deepStrictEqual(await exists(marker), false);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(hook);
+});
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}

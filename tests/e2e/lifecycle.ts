@@ -251,7 +251,20 @@ export const LIFECYCLE_SCENARIOS: Record<string, ScenarioDef> = {
       const after = await bootId(s, "survivor");
       check(after === before, `boot id changed: ${before} -> ${after}`);
 
+      // The helper alone dies; the daemon lives on. The next command starts
+      // a new helper, so the stop can still remove the tap.
+      const secondHelper = await readPid(
+        join(s.root, "run/banger-root/helper.pid"),
+      );
+      await s.sh("kill", ["-KILL", String(secondHelper)]);
+      for (let i = 0; i < 50 && await processAlive(s, secondHelper); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await s.banger(["vm", "stop", "survivor"], { expectCode: 0 });
+      const thirdHelper = await readPid(
+        join(s.root, "run/banger-root/helper.pid"),
+      );
+      check(thirdHelper !== secondHelper, "no new helper was started");
       await assertReleased(s, vm);
       await s.banger(["vm", "delete", "survivor"], { expectCode: 0 });
       await assertNothingLeft(s);

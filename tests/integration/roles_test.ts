@@ -12,6 +12,10 @@ async function probe(args: string[]): Promise<Record<string, string>> {
 Deno.test("the CLI role cannot run ip or QEMU, load libc or open network sockets", async () => {
   const report = await probe(["internal", "probe-permissions"]);
   deepStrictEqual(report["run:ip"], "NotCapable");
+  // Nor anything that would start them for it.
+  deepStrictEqual(report["run:setsid"], "NotCapable");
+  deepStrictEqual(report["run:sh"], "NotCapable");
+  deepStrictEqual(report["run:self"], "NotCapable");
   deepStrictEqual(report["run:qemu-system-x86_64"], "NotCapable");
   deepStrictEqual(report["run:nft"], "NotCapable");
   deepStrictEqual(report.ffi, "NotCapable");
@@ -25,6 +29,7 @@ Deno.test("the daemon role launches QEMU but cannot use FFI or run ip", async ()
   deepStrictEqual(report.ffi, "NotCapable");
   deepStrictEqual(report["run:ip"], "NotCapable");
   deepStrictEqual(report["run:nft"], "NotCapable");
+  deepStrictEqual(report["run:sh"], "NotCapable");
   deepStrictEqual(report["run:qemu-system-x86_64"], "allowed");
 });
 
@@ -34,5 +39,6 @@ Deno.test("the helper role uses FFI and ip but cannot run QEMU or ssh", async ()
   deepStrictEqual(report["run:ip"], "allowed");
   deepStrictEqual(report["run:qemu-system-x86_64"], "NotCapable");
   deepStrictEqual(report["run:ssh"], "NotCapable");
+  deepStrictEqual(report["run:sh"], "NotCapable");
   deepStrictEqual(report.net, "NotCapable");
 });
