@@ -42,6 +42,10 @@ export const DAEMON_PROGRAMS = [
   "qemu-img",
   "mkfs.ext4",
   "mmdebstrap",
+  // mmdebstrap runs under them: a parent-death signal, and (as root) a
+  // mount namespace of its own.
+  "setpriv",
+  "unshare",
   "cp",
   "ssh",
   "ssh-keygen",

@@ -11,6 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { mountsUnder, readMounts } from "../util/mountinfo.ts";
 import { run } from "../util/exec.ts";
 import { hostDebianMirrors } from "./apt_sources.ts";
 import {
@@ -134,20 +135,58 @@ export async function buildImage(
     progress("waiting for the image build lock");
     await lock.lock(true);
     if (await exists(join(finalDir, IMAGE_FILES.manifest))) return finalDir;
+    // Work directories of builds whose process died: with the lock held no
+    // build of this name runs, and mmdebstrap dies with its daemon.
+    await removeStaleBuilds(imagesCache, recipe.name);
     const workDir = await Deno.makeTempDir({
       dir: imagesCache,
       prefix: `.build-${recipe.name}-`,
     });
+    let failure: unknown;
     try {
       await buildInto(recipe, hash, workDir, options, progress);
       await Deno.rename(join(workDir, "out"), finalDir);
-    } finally {
-      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    } catch (error) {
+      failure = error;
     }
+    try {
+      await removeBuildDir(workDir);
+    } catch (error) {
+      if (failure === undefined) throw error;
+      failure = new Error(
+        `${(failure as Error).message}; ${(error as Error).message}`,
+      );
+    }
+    if (failure !== undefined) throw failure;
     return finalDir;
   } finally {
     lock.close();
   }
+}
+
+async function removeStaleBuilds(cache: string, name: string): Promise<void> {
+  for await (const entry of Deno.readDir(cache)) {
+    if (entry.isDirectory && entry.name.startsWith(`.build-${name}-`)) {
+      await removeBuildDir(join(cache, entry.name));
+    }
+  }
+}
+
+/**
+ * Removes a build's work directory, unless something is mounted inside
+ * it: a bootstrap killed before it unmounted /proc, /sys or /dev/shm would
+ * otherwise have the recursive delete walk into the host's filesystems.
+ */
+export async function removeBuildDir(dir: string): Promise<void> {
+  const mounted = mountsUnder(await readMounts(), dir);
+  if (mounted.length > 0) {
+    throw new Error(
+      `Cannot remove image build directory "${dir}": "${
+        mounted[0]!.mountPoint
+      }" is still mounted inside it; unmount it (umount -R) and retry`,
+    );
+  }
+  await Deno.remove(dir, { recursive: true });
 }
 
 async function buildInto(
@@ -167,7 +206,33 @@ async function buildInto(
   progress(`bootstrapping Debian ${recipe.suite} with mmdebstrap`);
   await streamed(
     "mmdebstrap",
+    "setpriv",
     [
+      // A build never outlives the daemon that asked for it: a dead daemon
+      // leaves no download writing into the cache.
+      "--pdeathsig",
+      "KILL",
+      "--",
+      // As root, mmdebstrap mounts /proc, /sys and /dev/shm into the tree
+      // and runs apt and dpkg as its children. In a mount namespace of its
+      // own those mounts end with it, however it ends; in a PID namespace
+      // of its own, its children end with it too (the namespace's first
+      // process gets KILL when unshare dies, and takes the rest along).
+      // TODO: unprivileged, mmdebstrap makes its own namespaces, and its
+      // children can outlive a killed daemon by a few seconds.
+      ...((Deno.uid() ?? 0) === 0
+        ? [
+          "unshare",
+          "--pid",
+          "--fork",
+          "--kill-child=KILL",
+          "--mount",
+          "--propagation",
+          "private",
+          "--",
+        ]
+        : []),
+      "mmdebstrap",
       "--variant=minbase",
       `--include=${recipe.packages.join(",")}`,
       `--hook-directory=${hooks}`,
@@ -292,7 +357,12 @@ chroot "$root" update-initramfs -u -k all
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 `;
 
+/**
+ * Runs `program` with `args`, handing each output line to `onLine`; throws
+ * naming `what` (the program the user knows of) with the last lines.
+ */
 async function streamed(
+  what: string,
   program: string,
   args: string[],
   onLine: (line: string) => void,
@@ -324,7 +394,7 @@ async function streamed(
   ]);
   if (!status.success) {
     throw new Error(
-      `Command "${program}" failed with exit status ${status.code}:\n${
+      `Command "${what}" failed with exit status ${status.code}:\n${
         tail.join("\n")
       }`,
     );

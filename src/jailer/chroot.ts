@@ -56,7 +56,7 @@ import {
   type JailPaths,
   jailPaths,
 } from "./layout.ts";
-import { mountsUnder, readMounts } from "./mountinfo.ts";
+import { mountsUnder, readMounts } from "../util/mountinfo.ts";
 
 /** A staging or cleanup step failed; `step` names it. */
 export class JailStepError extends Error {

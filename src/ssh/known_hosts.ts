@@ -3,13 +3,31 @@
  *
  * @module
  */
+import { KeyedMutex } from "../util/mutex.ts";
+
+/**
+ * Edits of one file run one at a time: each is read, filter, rename, and
+ * two at once would each write back the line the other removed (a batch
+ * delete removes several VMs' lines concurrently). ssh's own appends (first
+ * contact with another VM) are not serialized with these; one that lands
+ * between the read and the rename is lost, and that host key is pinned
+ * again on its next contact.
+ */
+const edits = new KeyedMutex();
 
 /**
  * Removes every line whose host field names one of `hosts` (exactly, or as
  * `[host]:port`). Writes through a temp file and rename. Returns how many
  * lines were removed; a missing file removes nothing.
  */
-export async function removeKnownHosts(
+export function removeKnownHosts(
+  path: string,
+  hosts: readonly string[],
+): Promise<number> {
+  return edits.run(path, () => removeNow(path, hosts));
+}
+
+async function removeNow(
   path: string,
   hosts: readonly string[],
 ): Promise<number> {

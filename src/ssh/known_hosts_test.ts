@@ -24,3 +24,20 @@ Deno.test("removeKnownHosts() drops lines naming the VM by name or address only"
   deepStrictEqual(await removeKnownHosts(`${dir}/missing`, ["x"]), 0);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("removeKnownHosts() run concurrently for several VMs removes every one", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/known_hosts`;
+  const names = Array.from({ length: 8 }, (_, i) => `vm${i}.vm`);
+  await Deno.writeTextFile(
+    path,
+    [...names.map((n) => `${n} ssh-ed25519 AAAA`), "keep.vm ssh-ed25519 B", ""]
+      .join("\n"),
+  );
+  const removed = await Promise.all(
+    names.map((n) => removeKnownHosts(path, [n])),
+  );
+  deepStrictEqual(removed, names.map(() => 1));
+  deepStrictEqual(await Deno.readTextFile(path), "keep.vm ssh-ed25519 B\n");
+  await Deno.remove(dir, { recursive: true });
+});

@@ -78,25 +78,39 @@ console.log(
   `e2e: ${names.length} scenario(s), ${jobs} at a time, logs in ${workDir}`,
 );
 
+// Ctrl-C or a TERM (a CI timeout) at any point, the image build included:
+// scenarios get SIGINT and clean up after themselves, the build's daemon
+// and helper are ended here, and the logs are kept for a look.
+const children = new Set<Deno.ChildProcess>();
+const buildRoot = join(workDir, "image-build");
+let interrupted = false;
+let building = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.log(`\ne2e: ${signal}; cleaning up (logs stay in ${workDir})`);
+    for (const child of children) {
+      try {
+        child.kill("SIGINT");
+      } catch {
+        // Already gone.
+      }
+    }
+    if (building) {
+      await killLeftovers(buildRoot);
+      Deno.exit(130);
+    }
+  });
+}
+
+building = true;
 await prebuildImage();
+building = false;
 if (parsed["image-only"]) {
   await Deno.remove(workDir, { recursive: true }).catch(() => {});
   Deno.exit(0);
 }
-
-const children = new Set<Deno.ChildProcess>();
-let interrupted = false;
-Deno.addSignalListener("SIGINT", () => {
-  interrupted = true;
-  console.log("\ne2e: interrupted; cleaning up");
-  for (const child of children) {
-    try {
-      child.kill("SIGINT");
-    } catch {
-      // Already gone.
-    }
-  }
-});
 
 const results: { name: string; ok: boolean; seconds: number; log: string }[] =
   [];
@@ -176,7 +190,7 @@ async function killLeftovers(root: string): Promise<void> {
 }
 
 async function prebuildImage(): Promise<void> {
-  const root = join(workDir, "image-build");
+  const root = buildRoot;
   await Deno.mkdir(root, { recursive: true });
   const env = {
     BANGER_ROOT: root,

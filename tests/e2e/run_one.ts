@@ -37,11 +37,13 @@ const cleanup = () =>
     await scenario.banger(["daemon", "stop"]).catch(() => {});
   })();
 
-Deno.addSignalListener("SIGINT", async () => {
-  log("interrupted");
-  await cleanup();
-  Deno.exit(130);
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    log(`interrupted (${signal})`);
+    await cleanup();
+    Deno.exit(130);
+  });
+}
 
 // A fresh namespace has only a down loopback.
 await exec("ip", ["link", "set", "lo", "up"], {});

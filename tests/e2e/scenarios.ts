@@ -224,7 +224,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
         out.stdout === "a.txt\nb/c.txt\n",
         `dry-run listed "${out.stdout}"`,
       );
-      await assertNothingLeft(s);
+      await assertUntouched(s);
     },
   },
   "invalid-input": {
@@ -263,7 +263,7 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
         notRepo.stderr.includes("not inside a git repository"),
         `unclear error: ${notRepo.stderr}`,
       );
-      await assertNothingLeft(s);
+      await assertUntouched(s);
     },
   },
   ...LIFECYCLE_SCENARIOS,
@@ -271,7 +271,27 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
   ...FIRECRACKER_SCENARIOS,
 };
 
-/** No VM row, tap, VM directory or VMM process may remain. */
+/**
+ * Nothing at all was made: no daemon was started, no state or socket
+ * exists. For commands that must fail, or only print, before any work.
+ */
+export async function assertUntouched(s: Scenario): Promise<void> {
+  const made: string[] = [];
+  for (const dir of ["var", "run"]) {
+    try {
+      for await (const entry of Deno.readDir(`${s.root}/${dir}`)) {
+        made.push(`${dir}/${entry.name}`);
+      }
+    } catch {
+      // Not there: nothing made.
+    }
+  }
+  check(made.length === 0, `created before refusing: ${made.join(", ")}`);
+}
+
+/**
+ * No VM row, tap, VM directory, VMM process or pinned host key may remain.
+ */
 export async function assertNothingLeft(s: Scenario): Promise<void> {
   const vms = await s.vms();
   check(vms.length === 0, `VMs left: ${vms.map((v) => v.name).join(", ")}`);
@@ -288,4 +308,8 @@ export async function assertNothingLeft(s: Scenario): Promise<void> {
   check(dirs.length === 0, `VM directories left: ${dirs.join(", ")}`);
   const qemu = await s.sh("pgrep", ["-f", `${s.root}/var/lib/banger/vms`]);
   check(qemu.stdout.trim() === "", `VMM processes left: ${qemu.stdout.trim()}`);
+  const pinned = await Deno.readTextFile(
+    `${s.home}/.local/state/banger/ssh/known_hosts`,
+  ).catch(() => "");
+  check(pinned.trim() === "", `known_hosts lines left:\n${pinned}`);
 }

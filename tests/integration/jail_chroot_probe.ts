@@ -23,7 +23,7 @@ import {
   chrootDrive,
   jailPaths,
 } from "../../src/jailer/layout.ts";
-import { mountsUnder, readMounts } from "../../src/jailer/mountinfo.ts";
+import { mountsUnder, readMounts } from "../../src/util/mountinfo.ts";
 import { JAIL_LIBRARY_DIRS } from "../../src/roles.ts";
 
 const [scenario, work] = Deno.args as [string, string];

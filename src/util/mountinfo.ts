@@ -1,10 +1,11 @@
 /**
  * Reading the mount table (`/proc/self/mountinfo`) to know what is mounted
- * inside a jail before anything in it is removed.
+ * inside a directory (a jail, an image build) before anything in it is
+ * removed: a recursive delete must never walk into a mount.
  *
  * @module
  */
-import { readProcFile } from "../util/procfs.ts";
+import { readProcFile } from "./procfs.ts";
 
 /** One mount: where it is and whether it is read-only. */
 export interface MountEntry {
