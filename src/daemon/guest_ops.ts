@@ -24,12 +24,17 @@ export interface GuestOps {
   /** Waits for the console marker and sshd; see {@linkcode waitForGuest}. */
   waitReady(w: Omit<GuestWait, "ssh">): Promise<GuestWaitResult>;
   /**
-   * Flushes the guest's filesystems and asks it to power off. Resolves
-   * true when the request reached the guest, false when ssh could not
-   * connect (the caller then ends the VMM directly).
+   * Flushes the guest's filesystems and asks it to power off, or with
+   * `how` "reboot" to reboot (for VMMs that exit on a guest reboot but not
+   * on a power-off). Resolves true when the request reached the guest,
+   * false when ssh could not connect (the caller then ends the VMM
+   * directly).
    */
-  powerOff(target: GuestTarget): Promise<boolean>;
+  powerOff(target: GuestTarget, how?: GuestStop): Promise<boolean>;
 }
+
+/** How a guest is asked to end so that its VMM exits. */
+export type GuestStop = "poweroff" | "reboot";
 
 /** Seconds ssh may take to connect before a stop gives up on the guest. */
 export const STOP_CONNECT_TIMEOUT_SECONDS = 2;
@@ -45,18 +50,22 @@ const POWER_OFF_BUDGET_MS = 15_000;
 export const POWER_OFF_COMMAND =
   "sync && { systemctl poweroff --no-block 2>/dev/null || poweroff; }";
 
+/** The same for a reboot. */
+export const REBOOT_COMMAND =
+  "sync && { systemctl reboot --no-block 2>/dev/null || reboot; }";
+
 /** {@linkcode GuestOps} over banger's ssh identity. */
 export function sshGuestOps(ssh: SshIdentity): GuestOps {
   return {
     waitReady: (w) => waitForGuest({ ...w, ssh }),
-    async powerOff(target) {
+    async powerOff(target, how = "poweroff") {
       const result = await run("ssh", [
         ...sshArgs(ssh, {
           name: target.name,
           ip: target.ip,
           connectTimeoutSeconds: STOP_CONNECT_TIMEOUT_SECONDS,
         }),
-        POWER_OFF_COMMAND,
+        how === "reboot" ? REBOOT_COMMAND : POWER_OFF_COMMAND,
       ], {
         // 255 is ssh's own failure, which includes the guest closing the
         // connection as it goes down.

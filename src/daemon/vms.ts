@@ -103,6 +103,8 @@ export interface VmServiceOptions {
   guest?: GuestOps;
   /** Milliseconds a stop waits for the guest's own power-off. */
   stopGraceMs?: number;
+  /** Sends a signal to a VMM process (default: kill(1); tests replace it). */
+  signal?: (pid: number, signal: string) => Promise<void>;
   now?: () => number;
   /** Called after each ensure of the bridge (e.g. to route `~vm` DNS). */
   afterBridge?: () => Promise<void>;
@@ -710,10 +712,10 @@ export class VmService {
         what: "power off the guest",
         run: async () => {
           if (!(await alive())) return;
-          const asked = await this.#guest.powerOff({
-            name: row.name,
-            ip: row.ip,
-          });
+          const asked = await this.#guest.powerOff(
+            { name: row.name, ip: row.ip },
+            this.o.vmm.guestStop ?? "poweroff",
+          );
           if (!asked) {
             log.info("guest unreachable over ssh; ending the VMM", {
               vm: row.name,
@@ -732,7 +734,7 @@ export class VmService {
         what: `send SIG${how.signal} to the VMM`,
         run: async () => {
           if (!vmm || !(await alive())) return;
-          await sendSignal(vmm.pid, how.signal);
+          await (this.o.signal ?? sendSignal)(vmm.pid, how.signal);
           await waitUntil(async () => !(await alive()), KILL_WAIT_MS);
         },
       });

@@ -49,6 +49,12 @@ export interface VmmDriver {
    * Firecracker only raw files. Absent means qcow2.
    */
   readonly rootFormat?: "raw" | "qcow2";
+  /**
+   * What the guest is asked to do on a clean stop so that the VMM exits
+   * by itself: QEMU exits on a power-off; x86 Firecracker only on a reboot
+   * (it has no power-off device). Absent means "poweroff".
+   */
+  readonly guestStop?: "poweroff" | "reboot";
   /** Starts the VMM; resolves once it runs in the background. */
   launch(spec: LaunchSpec): Promise<VmmHandles>;
   /** True when the process in `handles` is alive and is this VM's VMM. */

@@ -72,7 +72,7 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
   "firecracker-jailed": {
     description:
       "vm run through the jailer path: helper-staged chroot, long socket behind a symlink, cleanup after a killed daemon and helper (stand-in jailer and firecracker)",
-    core: false,
+    core: true,
     async run(s) {
       await useStandin(s, true);
       const repo = await s.gitRepo("fc-jailed", { "hello.txt": "jailed\n" });
@@ -153,7 +153,7 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
   "firecracker-standin": {
     description:
       "vm run --kernel <imported> <repo> -- cmd through the Firecracker driver (stand-in firecracker, no jailer); the VMM survives a killed daemon and helper",
-    core: false,
+    core: true,
     async run(s) {
       await useStandin(s);
       const repo = await s.gitRepo("fc-project", {
@@ -247,8 +247,27 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
         `ssh after the restart reached "${hostname.stdout.trim()}"`,
       );
 
+      // A clean stop: Firecracker exits only when its guest reboots, so
+      // banger asks the guest for a reboot (after sync) rather than a
+      // power-off, which would leave the process to be killed.
+      await s.banger(["vm", "stop", "fc-keep"], { expectCode: 0 });
+      check((await pidAlive(s, pid)) === "", "the VMM outlived vm stop");
+      const console = await s.banger(["vm", "logs", "fc-keep"], {
+        expectCode: 0,
+      });
+      check(
+        console.stdout.includes("reboot: Restarting system"),
+        "the guest was not asked to reboot on vm stop",
+      );
+      const log = await Deno.readTextFile(
+        join(s.root, "var/lib/banger/daemon.log"),
+      );
+      check(
+        !log.includes("guest unreachable over ssh"),
+        "vm stop did not reach the guest",
+      );
+
       await s.banger(["vm", "delete", "fc-keep"], { expectCode: 0 });
-      check((await pidAlive(s, pid)) === "", "the VMM outlived vm delete");
       const sockets = [];
       for await (const e of Deno.readDir(join(s.root, "run/banger/vmm"))) {
         sockets.push(e.name);

@@ -37,6 +37,12 @@ import { type MachineState, qemuArgv } from "./qemu_map.ts";
 
 /** The Firecracker version the stand-in answers as. */
 export const STANDIN_VERSION = "1.14.1";
+/**
+ * The longest kernel command line Firecracker takes on x86_64, with its
+ * terminating NUL (`CMDLINE_MAX_SIZE`).
+ */
+const CMDLINE_MAX_SIZE = 2048;
+
 /** Firecracker's exit status for a command-line error. */
 const EXIT_ARG_PARSING = 153;
 /** How long QEMU must survive for `InstanceStart` to count as started. */
@@ -235,6 +241,26 @@ async function isTap(name: string): Promise<boolean> {
   return info?.info_kind === "tun" && info.info_data?.type === "tap";
 }
 
+/** The uid a tap was created for (-1: anyone), as `ip -d` reports it. */
+async function tapOwner(name: string): Promise<number> {
+  const out = await new Deno.Command("ip", {
+    args: ["-d", "-j", "link", "show", "dev", name],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const links = JSON.parse(new TextDecoder().decode(out.stdout) || "[]") as {
+    linkinfo?: { info_data?: { user?: string | number } };
+  }[];
+  const user = links[0]?.linkinfo?.info_data?.user;
+  if (user === undefined) return -1;
+  if (typeof user === "number") return user;
+  const byName = await new Deno.Command("id", { args: ["-u", user] })
+    .output();
+  return byName.success
+    ? Number(new TextDecoder().decode(byName.stdout).trim())
+    : -1;
+}
+
 /** Opens `path` the way Firecracker does when a resource is configured. */
 async function openCheck(
   path: string,
@@ -298,6 +324,14 @@ async function handle(method: string, path: string, body: unknown) {
     }
     case "PUT /boot-source": {
       const boot = b as MachineState["boot"];
+      const argsBytes = new TextEncoder().encode(boot.boot_args ?? "").length;
+      if (argsBytes >= CMDLINE_MAX_SIZE) {
+        throw new Fault(
+          `The kernel command line is invalid: ${argsBytes} bytes, at most ${
+            CMDLINE_MAX_SIZE - 1
+          } fit`,
+        );
+      }
       await openCheck(
         boot.kernel_image_path,
         false,
@@ -372,6 +406,15 @@ async function handle(method: string, path: string, body: unknown) {
           `Could not create the network device: Open tap device failed: ${net.host_dev_name} is not a tap device`,
         );
       }
+      // The kernel lets an unprivileged process attach only to a tap it
+      // owns (TUNSETIFF); a jailed Firecracker runs as the owner.
+      const owner = await tapOwner(net.host_dev_name);
+      const uid = Deno.uid() ?? 0;
+      if (uid !== 0 && owner !== -1 && owner !== uid) {
+        throw new Fault(
+          `Could not create the network device: Open tap device failed: ${net.host_dev_name} belongs to uid ${owner}, not ${uid}: Operation not permitted`,
+        );
+      }
       state.nets.set(net.iface_id, net);
       return undefined;
     }
@@ -428,6 +471,9 @@ function flushMetrics(): void {
   Deno.writeTextFileSync(state.metricsPath, line, { append: true });
 }
 
+/** The QMP socket's directory while QEMU runs. */
+let qmpDir: string | undefined;
+
 async function start(): Promise<void> {
   if (!state.boot) {
     throw new Fault("Cannot start microvm without kernel configuration.");
@@ -450,7 +496,15 @@ async function start(): Promise<void> {
     enablePci: flags.has("--enable-pci"),
   };
   const accel = await detectAccel("auto");
-  const argv = qemuArgv(machine, { accel, tscKhz: await hostTscKhz() });
+  // A QMP socket of its own (short: the API socket's path may be long) to
+  // tell a guest reboot from a power-off; see watchGuestEnd.
+  qmpDir = await Deno.makeTempDir({ prefix: "fc-standin-" });
+  const qmpSocket = join(qmpDir, "qmp.sock");
+  const argv = [
+    ...qemuArgv(machine, { accel, tscKhz: await hostTscKhz() }),
+    "-qmp",
+    `unix:${qmpSocket},server=on,wait=off`,
+  ];
   log(`Starting QEMU: ${argv.join(" ")}`);
   // setpriv's parent-death signal ends QEMU whenever this process dies,
   // even by SIGKILL, so the pair behaves like Firecracker's one process.
@@ -485,10 +539,56 @@ async function start(): Promise<void> {
   state.started = true;
   flushMetrics();
   log("Successfully started microvm that was configured from one single json");
-  child.status.then((status) => {
+  void watchGuestEnd(qmpSocket).catch((error) =>
+    log(`qmp: ${(error as Error).message}`)
+  );
+  child.status.then(async (status) => {
     log(`Guest stopped (VMM exit status ${status.code}); exiting`);
+    await Deno.remove(qmpDir!, { recursive: true }).catch(() => {});
     Deno.exit(0);
   });
+}
+
+/**
+ * Firecracker on x86 exits when its guest resets (reboot=k) and keeps
+ * running, vCPUs halted, when it powers off. QEMU runs with -no-reboot and
+ * -no-shutdown, so both end as a SHUTDOWN event and a paused machine; the
+ * event's reason tells them apart, and only a reset ends QEMU (and with it
+ * this process).
+ */
+async function watchGuestEnd(socket: string): Promise<void> {
+  let conn: Deno.UnixConn | undefined;
+  for (let i = 0; i < 100 && !conn; i++) {
+    conn = await Deno.connect({ transport: "unix", path: socket }).catch(
+      () => undefined,
+    );
+    if (!conn) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!conn) throw new Error(`cannot connect to "${socket}"`);
+  const send = (execute: string) =>
+    conn.write(new TextEncoder().encode(JSON.stringify({ execute }) + "\n"));
+  await send("qmp_capabilities");
+  let buffered = "";
+  for await (
+    const chunk of conn.readable.pipeThrough(new TextDecoderStream())
+  ) {
+    buffered += chunk;
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      const message = JSON.parse(line) as {
+        event?: string;
+        data?: { reason?: string };
+      };
+      if (message.event !== "SHUTDOWN") continue;
+      if (message.data?.reason === "guest-reset") {
+        log("Guest reset: Firecracker exits");
+        await send("quit");
+      } else {
+        log(`Guest ${message.data?.reason ?? "shutdown"}: vCPUs halted`);
+      }
+    }
+  }
 }
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -498,6 +598,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     } catch {
       // Already gone.
     }
+    if (qmpDir) Deno.removeSync(qmpDir, { recursive: true });
     Deno.exit(128 + (signal === "SIGTERM" ? 15 : 2));
   });
 }

@@ -83,8 +83,11 @@ export function qemuArgv(state: MachineState, host: QemuHostFacts): string[] {
     "-no-user-config",
     "-display",
     "none",
-    // Firecracker exits when the guest reboots (reboot=k).
+    // Firecracker exits when the guest reboots (reboot=k), and stays when
+    // it powers off: x86 Firecracker has no power-off device, so a halted
+    // guest leaves the process running until it is ended.
     "-no-reboot",
+    "-no-shutdown",
     "-chardev",
     state.serialOutPath
       ? `file,id=serial0,path=${escape(state.serialOutPath)},append=on`

@@ -90,7 +90,9 @@ export class ApiSchema {
     if (!route) {
       return {
         ok: false,
-        status: candidates.length ? 405 : 400,
+        // Firecracker answers an unknown path and a known path with the
+        // wrong method alike: 400, "Invalid request method and/or path".
+        status: 400,
         message: `Invalid request method and/or path: ${method} ${path}.`,
       };
     }

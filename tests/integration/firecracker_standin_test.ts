@@ -165,6 +165,33 @@ Deno.test("stand-in: validates bodies and opens files like Firecracker", async (
       ),
       /not supported before starting/,
     );
+    assert.match(
+      await refusal(fc.call({
+        method: "PUT",
+        path: "/machine-config",
+        body: { vcpu_count: 1, mem_size_mib: 0 },
+      })),
+      /memory size is invalid/,
+    );
+    const kernel = join(fc.dir, "vmlinux");
+    await Deno.writeFile(kernel, new Uint8Array(16));
+    assert.match(
+      await refusal(fc.call({
+        method: "PUT",
+        path: "/boot-source",
+        body: { kernel_image_path: kernel, boot_args: "x".repeat(2048) },
+      })),
+      /kernel command line is invalid/,
+    );
+    // A known path with a method it does not take: 400, as Firecracker.
+    const wrongMethod = await fc.call({
+      method: "PATCH",
+      path: "/boot-source",
+    })
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(wrongMethod instanceof FirecrackerApiError);
+    assert.equal(wrongMethod.status, 400);
+    assert.match(wrongMethod.faultMessage, /Invalid request method/);
     // Accepted configuration is visible through the API.
     await fc.call({
       method: "PUT",

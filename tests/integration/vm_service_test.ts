@@ -62,7 +62,8 @@ class FakeVmm implements VmmDriver {
   readonly name = "qemu";
   alive = new Set<number>();
   launches: { pid: number; vcpu: number; memoryMib: number }[] = [];
-  signalsIgnored = false;
+  /** Signals sent to this VMM's pids, as "<signal> <pid>". */
+  signals: string[] = [];
   #next = 9000;
   launch(spec: Parameters<VmmDriver["launch"]>[0]): Promise<VmmHandles> {
     const pid = this.#next++;
@@ -159,6 +160,12 @@ async function setup(): Promise<Env> {
         failAfterStage,
         guest: fakeGuest(vmm, guestCalls),
         stopGraceMs: 200,
+        // A signal ends the fake VMM's pid.
+        signal: (pid, signal) => {
+          vmm.signals.push(`${signal} ${pid}`);
+          vmm.alive.delete(pid);
+          return Promise.resolve();
+        },
         ...(now ? { now } : {}),
       }),
     async vmDirs() {
@@ -321,10 +328,13 @@ Deno.test("kill ends the VMM and cleans up; the VM ends stopped", async () => {
   try {
     const vms = env.service();
     const { vm } = await vms.create({ name: "victim" }, ctx);
-    env.vmm.alive.clear(); // SIGKILL is sent through kill(1); the fake dies.
     assert.deepEqual(await vms.kill(["victim"], "KILL", ctx), [
       { ref: "victim", ok: true },
     ]);
+    // The signal asked for, to the VM's own VMM, and no power-off first.
+    assert.deepEqual(env.vmm.signals, [`KILL ${vm.pid}`]);
+    assert.ok(!env.guestCalls.includes("poweroff victim"));
+    assert.deepEqual([...env.vmm.alive], []);
     const after = vms.get("victim");
     assert.equal(after.state, "stopped");
     assert.equal(after.pid, null);

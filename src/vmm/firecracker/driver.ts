@@ -128,6 +128,21 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
       // Terminate, not only remove: after a crash a jailed Firecracker may
       // run although no pid was ever recorded for it.
       await jail.terminate(id).catch((e) => failures.push(String(e.message)));
+    } else {
+      // Likewise unjailed: the pid reaches the handles only once the
+      // machine is configured, but the pid file is written at spawn, so a
+      // daemon that died in between still finds its Firecracker here.
+      const pid = Number(
+        (await Deno.readTextFile(join(dir, FIRECRACKER_FILES.pid)).catch(
+          () => "",
+        )).trim(),
+      );
+      if (Number.isInteger(pid) && pid > 0 && await isFirecracker(pid, id)) {
+        await driver.terminate(
+          { vmm: "firecracker", pid, controlSocket: socket },
+          dir,
+        ).catch((e) => failures.push(String(e.message)));
+      }
     }
     for (const path of [socket, join(dir, FIRECRACKER_FILES.pid)]) {
       await removeIfPresent(path).catch((e) => failures.push(String(e)));
@@ -138,6 +153,9 @@ export function firecrackerDriver(options: FirecrackerOptions): VmmDriver {
   const driver: VmmDriver = {
     name: "firecracker",
     rootFormat: "raw",
+    // A guest power-off halts the vCPUs and leaves Firecracker running; a
+    // reboot (reboot=k on the command line) ends it.
+    guestStop: "reboot",
     async launch(spec: LaunchSpec): Promise<VmmHandles> {
       const paths = firecrackerPaths(spec, { jailed: !!jail, serialApi });
       const requests = configureRequests(spec, paths);
