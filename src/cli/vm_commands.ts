@@ -19,7 +19,7 @@ import {
   VmListResultSchema,
   VmStatsSchema,
 } from "../protocol/daemon.ts";
-import { formatMiB, parseSizeMiB } from "../util/size.ts";
+import { formatMiB, parseDiskMiB, parseMemoryMiB } from "../util/size.ts";
 import { validateVmName } from "../util/names.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
@@ -152,10 +152,10 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
         ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
         ...(flags.vcpu !== undefined ? { vcpu: parseVcpu(flags.vcpu) } : {}),
         ...(flags.memory !== undefined
-          ? { memoryMib: parseSizeMiB(flags.memory, "--memory") }
+          ? { memoryMib: parseMemoryMiB(flags.memory) }
           : {}),
         ...(flags.diskSize !== undefined
-          ? { diskMib: parseSizeMiB(flags.diskSize, "--disk-size") }
+          ? { diskMib: parseDiskMiB(flags.diskSize) }
           : {}),
         ...(flags.nat ? { nat: true } : {}),
         start: flags.start,
@@ -297,9 +297,19 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     .argument("<vm...>", "VM names or ids")
     .option("--json", "print JSON")
     .action(async (refs: string[], flags: { json?: boolean }) => {
+      // Like the batch commands: each VM once, asked at the same time,
+      // reported in the order given; an unknown one does not hide the rest.
+      const unique = [...new Set(refs)];
+      const answers = await Promise.allSettled(
+        unique.map((ref) => daemon.call("vm.stats", { ref }, VmStatsSchema)),
+      );
       const stats = [];
-      for (const ref of refs) {
-        stats.push(await daemon.call("vm.stats", { ref }, VmStatsSchema));
+      for (const answer of answers) {
+        if (answer.status === "fulfilled") stats.push(answer.value);
+        else {
+          printError((answer.reason as Error).message);
+          deps.setStatus(1);
+        }
       }
       if (flags.json) {
         out(JSON.stringify(stats, null, 2) + "\n");
@@ -341,7 +351,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
         ref,
         ...(flags.vcpu !== undefined ? { vcpu: parseVcpu(flags.vcpu) } : {}),
         ...(flags.memory !== undefined
-          ? { memoryMib: parseSizeMiB(flags.memory, "--memory") }
+          ? { memoryMib: parseMemoryMiB(flags.memory) }
           : {}),
       }, VmInfoSchema);
       out(`${info.name}: ${info.vcpu} vcpu, ${info.memoryMib} MiB\n`);

@@ -9,7 +9,7 @@ import { VmCreateResultSchema, type VmInfo } from "../protocol/daemon.ts";
 import { BatchResultSchema } from "../protocol/daemon.ts";
 import { shellJoin } from "../ssh/quote.ts";
 import { sshArgs } from "../ssh/options.ts";
-import { formatMiB, parseSizeMiB } from "../util/size.ts";
+import { formatMiB, parseDiskMiB, parseMemoryMiB } from "../util/size.ts";
 import { validateVmName } from "../util/names.ts";
 import { copyWorkspace, GUEST_REPO_PATH } from "../workspace/copy.ts";
 import {
@@ -71,10 +71,10 @@ export async function planVmRun(
     : positiveInt(flags.vcpu, "--vcpu");
   const memoryMib = flags.memory === undefined
     ? config.vmDefaults.memoryMib.value
-    : parseSizeMiB(flags.memory, "--memory");
+    : parseMemoryMiB(flags.memory);
   const diskMib = flags.diskSize === undefined
     ? config.vmDefaults.diskMib.value
-    : parseSizeMiB(flags.diskSize, "--disk-size");
+    : parseDiskMiB(flags.diskSize);
   if (command !== undefined && command.length === 0) {
     throw new RangeError('Invalid command: nothing follows "--"');
   }
@@ -126,7 +126,13 @@ export async function executeVmRun(
     note(
       `dry run: would create a VM (${plan.vcpu} vcpu, ${plan.memoryMib} MiB, ${
         formatMiB(plan.diskMib)
-      } disk)${plan.files ? ` and copy ${plan.files.files.length} files` : ""}`,
+      } disk)${
+        plan.files
+          ? ` and copy the ${plan.files.files.length} file${
+            plan.files.files.length === 1 ? "" : "s"
+          } listed, plus .git (the history)`
+          : ""
+      }`,
     );
     return 0;
   }

@@ -58,6 +58,16 @@ export class ImageService {
   }
 
   /**
+   * Throws `not_found` unless image `name` is built or banger can build it:
+   * checked before a VM is created, so that a wrong `--image` makes
+   * nothing.
+   */
+  check(name: string): void {
+    if (this.get(name) || RECIPES[name]) return;
+    throw unknownImage(name);
+  }
+
+  /**
    * Returns the image called `name`, building it first when missing.
    * Throws `not_found` for a name banger has no recipe for.
    */
@@ -70,16 +80,7 @@ export class ImageService {
       return pending;
     }
     const recipe = RECIPES[name];
-    if (!recipe) {
-      return Promise.reject(
-        new RpcError(
-          "not_found",
-          `Cannot find image "${name}": not built, and banger has no recipe for it (known: ${
-            Object.keys(RECIPES).join(", ")
-          })`,
-        ),
-      );
-    }
+    if (!recipe) return Promise.reject(unknownImage(name));
     const build = (async () => {
       const build = this.options.build ?? buildImage;
       const cached = await build(recipe, {
@@ -181,4 +182,13 @@ async function copyTree(from: string, to: string): Promise<void> {
   } else {
     await Deno.copyFile(from, to);
   }
+}
+
+function unknownImage(name: string): RpcError {
+  return new RpcError(
+    "not_found",
+    `Cannot find image "${name}": not built, and banger has no recipe for it (known: ${
+      Object.keys(RECIPES).join(", ")
+    })`,
+  );
 }

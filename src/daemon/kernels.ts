@@ -9,7 +9,13 @@
  */
 import { join } from "node:path";
 import { RpcError } from "../protocol/envelope.ts";
-import type { KernelImportParams, KernelInfo } from "../protocol/kernel.ts";
+import {
+  KERNEL_NAME_RULE,
+  type KernelImportParams,
+  type KernelInfo,
+  KernelInfoSchema,
+  KernelNameSchema,
+} from "../protocol/kernel.ts";
 
 /** File names inside a kernel's directory. */
 export const KERNEL_FILES = {
@@ -49,12 +55,19 @@ export class KernelService {
 
   /** The kernel called `name`; throws `not_found`. */
   async get(name: string): Promise<Kernel> {
+    // The name becomes a path: only kernel names, never "../x".
+    if (!KernelNameSchema.safeParse(name).success) {
+      throw new RpcError(
+        "bad_request",
+        `Invalid kernel name "${name.slice(0, 64)}": ${KERNEL_NAME_RULE}`,
+      );
+    }
     const dir = join(this.kernelsDir, name);
     let manifest: KernelInfo;
     try {
-      manifest = JSON.parse(
+      manifest = KernelInfoSchema.parse(JSON.parse(
         await Deno.readTextFile(join(dir, KERNEL_FILES.manifest)),
-      ) as KernelInfo;
+      ));
     } catch {
       throw new RpcError(
         "not_found",

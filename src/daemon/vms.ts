@@ -87,7 +87,7 @@ export interface VmServiceOptions {
   db: StateDb;
   paths: Paths;
   config: Config;
-  images: Pick<ImageService, "ensure">;
+  images: Pick<ImageService, "ensure" | "check">;
   /** Imported kernels, for `--kernel`. */
   kernels?: KernelService | undefined;
   network: HostNetwork;
@@ -189,7 +189,8 @@ export class VmService {
     params: VmCreateParams,
     ctx: Ctx,
   ): Promise<{ vm: VmInfo; timings: Record<string, number> }> {
-    // An unknown kernel is refused before anything exists.
+    // An unknown image or kernel is refused before anything exists.
+    this.o.images.check(params.image ?? this.o.config.defaultImage);
     if (params.kernel !== undefined) await this.#kernel(params.kernel);
     const row = this.#reserve(params);
     const dir = this.#dir(row.id);

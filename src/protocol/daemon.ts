@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { KernelNameSchema } from "./kernel.ts";
 
 /** VM names as DNS labels (checked again here, whatever the CLI did). */
 export const VmNameSchema = z.string().regex(
@@ -56,7 +57,7 @@ export const VmCreateParamsSchema = z.strictObject({
   name: VmNameSchema.optional(),
   image: z.string().min(1).max(64).optional(),
   /** An imported kernel to boot instead of the image's. */
-  kernel: z.string().min(1).max(64).optional(),
+  kernel: KernelNameSchema.optional(),
   vcpu: z.number().int().positive().max(64).optional(),
   memoryMib: z.number().int().positive().max(1024 * 1024).optional(),
   diskMib: z.number().int().positive().max(16 * 1024 * 1024).optional(),

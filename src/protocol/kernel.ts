@@ -7,13 +7,14 @@
  */
 import { z } from "zod";
 
+/** What a kernel name may be, as error messages say it. */
+export const KERNEL_NAME_RULE =
+  "must be 1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit";
+
 /** Kernel names: a letter or digit, then letters, digits, `.`, `_`, `-`. */
 export const KernelNameSchema = z.string().regex(
   /^[a-z0-9][a-z0-9._-]{0,62}$/,
-  {
-    message:
-      "must be 1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
-  },
+  { message: KERNEL_NAME_RULE },
 );
 
 /**

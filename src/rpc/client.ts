@@ -11,6 +11,7 @@ import {
   RpcError,
 } from "../protocol/envelope.ts";
 import { encodeLine, LineReader } from "./lines.ts";
+import { describeIssues } from "./issues.ts";
 
 /** Options for {@linkcode call}. */
 export interface CallOptions {
@@ -51,7 +52,12 @@ export async function call<T extends z.ZodType>(
           `Connection to "${socketPath}" closed before "${method}" answered`,
         );
       }
-      const message = ResponseSchema.parse(JSON.parse(line));
+      const message = parseAnswer(
+        ResponseSchema,
+        JSON.parse(line),
+        method,
+        socketPath,
+      );
       if (message.kind === "progress") {
         options.onProgress?.(message);
         continue;
@@ -63,7 +69,7 @@ export async function call<T extends z.ZodType>(
           message.error.op,
         );
       }
-      return resultSchema.parse(message.result);
+      return parseAnswer(resultSchema, message.result, method, socketPath);
     }
   } finally {
     options.signal?.removeEventListener("abort", abort);
@@ -73,6 +79,26 @@ export async function call<T extends z.ZodType>(
       // Already closed by an abort.
     }
   }
+}
+
+/**
+ * Checks an answer to `method` from `socketPath`; one that does not fit is
+ * taken for a version mismatch between the two ends.
+ */
+function parseAnswer<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  method: string,
+  socketPath: string,
+): z.infer<S> {
+  const checked = schema.safeParse(value);
+  if (checked.success) return checked.data;
+  throw new RpcError(
+    "bad_version",
+    `Cannot read the answer to "${method}" from "${socketPath}": ${
+      describeIssues(checked.error, value)
+    }; the server may run another version of banger (stop it with "banger daemon stop" and retry)`,
+  );
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {

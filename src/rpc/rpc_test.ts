@@ -107,3 +107,29 @@ Deno.test("a request with another protocol version gets bad_version", async () =
     deepStrictEqual(reply.error.code, "bad_version");
   });
 });
+
+Deno.test("invalid parameters are named with the value sent; an answer of the wrong shape is a version mismatch", async () => {
+  await withServer(async (socket) => {
+    const sent: RpcError = await call(socket, "echo", { text: 5 }, z.unknown())
+      .then(() => Promise.reject(new Error("accepted")), (e) => e);
+    deepStrictEqual(sent.code, "bad_request");
+    deepStrictEqual(
+      /Invalid parameters for "echo": text: .*\(got 5\)/.test(sent.message),
+      true,
+      sent.message,
+    );
+    const answer: RpcError = await call(
+      socket,
+      "echo",
+      { text: "x" },
+      z.strictObject({ count: z.number() }),
+    ).then(() => Promise.reject(new Error("accepted")), (e) => e);
+    deepStrictEqual(answer.code, "bad_version");
+    deepStrictEqual(
+      answer.message.includes('Cannot read the answer to "echo"') &&
+        answer.message.includes("another version of banger"),
+      true,
+      answer.message,
+    );
+  });
+});

@@ -14,6 +14,7 @@ import {
   RpcError,
 } from "../protocol/envelope.ts";
 import { encodeLine, LineReader } from "./lines.ts";
+import { describeIssues } from "./issues.ts";
 
 /** What a handler gets besides its parameters. */
 export interface HandlerContext {
@@ -101,7 +102,9 @@ export async function serveConnection(
     if (!params.success) {
       throw new RpcError(
         "bad_request",
-        `Invalid parameters for "${method}": ${describeIssues(params.error)}`,
+        `Invalid parameters for "${method}": ${
+          describeIssues(params.error, request.data.params)
+        }`,
       );
     }
     log.info("request", { op, method });
@@ -158,13 +161,4 @@ function safeJson(line: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** One readable line from a zod error: `path: message; …`. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues.slice(0, 3).map((issue) =>
-    issue.path.length
-      ? `${issue.path.join(".")}: ${issue.message}`
-      : issue.message
-  ).join("; ");
 }

@@ -29,7 +29,11 @@ const UNITS: Record<string, number> = {
  * parseSizeMiB("4G", "--disk-size"); // 4096
  * ```
  */
-export function parseSizeMiB(text: string, what: string): number {
+export function parseSizeMiB(
+  text: string,
+  what: string,
+  max?: { mib: number; why: string },
+): number {
   const match = text.trim().match(/^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/);
   const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
   if (!match || unit === undefined) {
@@ -46,7 +50,32 @@ export function parseSizeMiB(text: string, what: string): number {
   if (mib <= 0) {
     throw new RangeError(`Invalid ${what} "${text}": must be positive`);
   }
+  if (max && mib > max.mib) {
+    throw new RangeError(
+      `Invalid ${what} "${text}": at most ${formatMiB(max.mib)} (${max.why})`,
+    );
+  }
   return mib;
+}
+
+/** The largest work disk: ext4's limit with 4 KiB blocks, 16 TiB. */
+export const MAX_DISK_MIB = 16 * 1024 * 1024;
+
+/**
+ * Parses a guest memory size, at most the host's memory. Requires
+ * `--allow-sys` (systemMemoryInfo).
+ */
+export function parseMemoryMiB(text: string, what = "--memory"): number {
+  const hostMib = Math.floor(Deno.systemMemoryInfo().total / (1024 * 1024));
+  return parseSizeMiB(text, what, { mib: hostMib, why: "this host's memory" });
+}
+
+/** Parses a work disk size, at most {@linkcode MAX_DISK_MIB}. */
+export function parseDiskMiB(text: string, what = "--disk-size"): number {
+  return parseSizeMiB(text, what, {
+    mib: MAX_DISK_MIB,
+    why: "the largest ext4 disk",
+  });
 }
 
 /** Formats MiB for people: `2048 MiB` stays MiB, `8192` becomes `8G`. */

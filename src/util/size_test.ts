@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { formatMiB, parseSizeMiB } from "./size.ts";
+import {
+  formatMiB,
+  parseDiskMiB,
+  parseMemoryMiB,
+  parseSizeMiB,
+} from "./size.ts";
 
 Deno.test("parseSizeMiB() reads M, G, MiB, GiB and bare MiB", () => {
   const cases: [string, number][] = [
@@ -38,4 +43,16 @@ Deno.test("formatMiB() shows whole GiB as G and the rest as M", () => {
   assert.equal(formatMiB(8192), "8G");
   assert.equal(formatMiB(1536), "1536M");
   assert.equal(formatMiB(512), "512M");
+});
+
+Deno.test("parseMemoryMiB() and parseDiskMiB() refuse sizes no VM here could have", () => {
+  const hostMib = Math.floor(Deno.systemMemoryInfo().total / (1024 * 1024));
+  assert.equal(parseMemoryMiB("512M"), 512);
+  assert.throws(
+    () => parseMemoryMiB(`${hostMib + 1}M`),
+    new RegExp(`Invalid --memory "${hostMib + 1}M": at most`),
+  );
+  assert.throws(() => parseMemoryMiB("100T"), /this host's memory/);
+  assert.equal(parseDiskMiB("8G"), 8192);
+  assert.throws(() => parseDiskMiB("17T"), /largest ext4 disk/);
 });

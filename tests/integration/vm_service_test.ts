@@ -12,6 +12,7 @@ import type { GuestOps } from "../../src/daemon/guest_ops.ts";
 import type { HostNetwork } from "../../src/daemon/host_network.ts";
 import type { Image } from "../../src/daemon/images.ts";
 import { VM_FILES } from "../../src/daemon/disks.ts";
+import { KernelService } from "../../src/daemon/kernels.ts";
 import {
   CREATE_STAGES,
   type CreateStage,
@@ -20,6 +21,7 @@ import {
 import { resolvePaths } from "../../src/paths.ts";
 import { ensureKeyPair } from "../../src/ssh/keys.ts";
 import { Logger } from "../../src/util/log.ts";
+import { RpcError } from "../../src/protocol/envelope.ts";
 import type { VmmDriver, VmmHandles } from "../../src/vmm/types.ts";
 
 const silent = new Logger(() => {}, "error");
@@ -150,8 +152,16 @@ async function setup(): Promise<Env> {
         db,
         paths,
         config,
-        images: { ensure: () => Promise.resolve(image) },
+        images: {
+          ensure: () => Promise.resolve(image),
+          check: (name) => {
+            if (name !== config.defaultImage) {
+              throw new RpcError("not_found", `Cannot find image "${name}"`);
+            }
+          },
+        },
         network: net,
+        kernels: new KernelService(paths.kernelsDir, `${dir}/import`),
         vmm,
         ssh: { key: paths.sshKey, knownHosts: paths.knownHosts },
         ownerUid: 0,
@@ -198,6 +208,25 @@ for (const stage of CREATE_STAGES) {
     }
   });
 }
+
+Deno.test("create() with an unknown image or a kernel name that is a path makes nothing", async () => {
+  const env = await setup();
+  try {
+    await assert.rejects(
+      env.service().create({ name: "typo", image: "debian-bookwrom" }, ctx),
+      /Cannot find image "debian-bookwrom"/,
+    );
+    await assert.rejects(
+      env.service().create({ name: "escape", kernel: "../../etc" }, ctx),
+      /Invalid kernel name/,
+    );
+    assert.deepEqual(env.db.listVms(), []);
+    assert.deepEqual(await env.vmDirs().catch(() => []), []);
+    assert.equal(env.vmm.launches.length, 0);
+  } finally {
+    await env.close();
+  }
+});
 
 Deno.test("create() that cannot make its tap rolls back and says why", async () => {
   const env = await setup();
