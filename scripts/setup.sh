@@ -21,6 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# Deno comes from the npm registry; a machine without Node.js gets Debian's.
+command -v npm >/dev/null || PACKAGES+=(npm)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
