@@ -18,6 +18,7 @@ import {
 import { RpcError } from "../protocol/envelope.ts";
 import type { Launcher } from "../roles.ts";
 import { sshArgs } from "../ssh/options.ts";
+import { controlPath } from "../ssh/control.ts";
 import { formatMiB } from "../util/size.ts";
 import { VERSION } from "../version.ts";
 import { DaemonClient, isSystemInstall } from "./daemon_client.ts";
@@ -56,6 +57,9 @@ export async function cliMain(
   const ssh = {
     key: config.sshKeyPath ?? paths.sshKey,
     knownHosts: paths.knownHosts,
+    // Sessions ride the VM's shared connection when the daemon left one.
+    controlFor: (ip: string) =>
+      controlPath(paths.vmmSocketDir, config.cidr, ip),
   };
   const d = config.vmDefaults;
 

@@ -8,7 +8,7 @@ import type { Config } from "../config.ts";
 import { VmCreateResultSchema, type VmInfo } from "../protocol/daemon.ts";
 import { BatchResultSchema } from "../protocol/daemon.ts";
 import { shellJoin } from "../ssh/quote.ts";
-import { sshArgs } from "../ssh/options.ts";
+import { sshArgs, type SshIdentity } from "../ssh/options.ts";
 import { formatMiB, parseDiskMiB, parseMemoryMiB } from "../util/size.ts";
 import { validateVmName } from "../util/names.ts";
 import { copyWorkspace, GUEST_REPO_PATH } from "../workspace/copy.ts";
@@ -106,17 +106,11 @@ function positiveInt(text: string, flag: string): number {
   return Number(text);
 }
 
-/** Where a user's ssh goes. */
-export interface SshContext {
-  key: string;
-  knownHosts: string;
-}
-
 /** Runs a plan; returns the exit status banger should exit with. */
 export async function executeVmRun(
   plan: VmRunPlan,
   daemon: DaemonClient,
-  ssh: SshContext,
+  ssh: SshIdentity,
   options: { dryRun: boolean; timingsFile?: string | undefined },
 ): Promise<number> {
   if (options.dryRun) {

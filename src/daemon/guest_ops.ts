@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closeMasterArgs } from "../ssh/control.ts";
 import { sshArgs, type SshIdentity } from "../ssh/options.ts";
 import { run } from "../util/exec.ts";
 import {
@@ -17,6 +18,8 @@ import {
 export interface GuestTarget {
   name: string;
   ip: string;
+  /** Its shared ssh connection, used when it is up (see ssh/control.ts). */
+  controlPath?: string | undefined;
 }
 
 /** Guest operations the VM service needs. */
@@ -31,6 +34,12 @@ export interface GuestOps {
    * directly).
    */
   powerOff(target: GuestTarget, how?: GuestStop): Promise<boolean>;
+  /**
+   * Ends the guest's shared ssh connection, if one is up: a VM whose VMM
+   * ended leaves a master waiting on a dead connection, and the next VM in
+   * the same address slot must not find it.
+   */
+  closeConnection(controlPath: string | undefined): Promise<void>;
 }
 
 /** How a guest is asked to end so that its VMM exits. */
@@ -58,12 +67,20 @@ export const REBOOT_COMMAND =
 export function sshGuestOps(ssh: SshIdentity): GuestOps {
   return {
     waitReady: (w) => waitForGuest({ ...w, ssh }),
+    async closeConnection(path) {
+      if (path === undefined) return;
+      await run("ssh", closeMasterArgs(path), { okCodes: [0, 255] }).catch(
+        () => {},
+      );
+      await Deno.remove(path).catch(() => {});
+    },
     async powerOff(target, how = "poweroff") {
       const result = await run("ssh", [
         ...sshArgs(ssh, {
           name: target.name,
           ip: target.ip,
           connectTimeoutSeconds: STOP_CONNECT_TIMEOUT_SECONDS,
+          control: { path: target.controlPath, role: "client" },
         }),
         how === "reboot" ? REBOOT_COMMAND : POWER_OFF_COMMAND,
       ], {

@@ -15,6 +15,8 @@ export interface GuestWait {
   ip: string;
   consoleLog: string;
   ssh: SshIdentity;
+  /** The VM's shared ssh connection: the first answer leaves it up. */
+  controlPath?: string | undefined;
   timeoutMs: number;
   alive: () => Promise<boolean>;
   /** Called once, when the console shows the guest configured itself. */
@@ -78,7 +80,12 @@ async function sshAnswers(w: GuestWait): Promise<boolean> {
   const result = await run(
     "ssh",
     [
-      ...sshArgs(w.ssh, { name: w.name, ip: w.ip, connectTimeoutSeconds: 2 }),
+      ...sshArgs(w.ssh, {
+        name: w.name,
+        ip: w.ip,
+        connectTimeoutSeconds: 2,
+        control: { path: w.controlPath, role: "master" },
+      }),
       "true",
     ],
     { okCodes: [0, 255] },

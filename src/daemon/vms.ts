@@ -48,6 +48,7 @@ import {
   writeSeedDisk,
 } from "./disks.ts";
 import { type GuestOps, sshGuestOps } from "./guest_ops.ts";
+import { controlPath } from "../ssh/control.ts";
 import {
   type Handles,
   parseHandles,
@@ -599,6 +600,7 @@ export class VmService {
 
     clock.stage("vmm", this.o.vmm.name);
     await removeFile(handles.controlSocket);
+    await this.#guest.closeConnection(this.#sshControl(row));
     const release = this.o.vmm.release?.bind(this.o.vmm);
     if (release) {
       undo.push({
@@ -657,6 +659,7 @@ export class VmService {
     const wait = await this.#guest.waitReady({
       name: row.name,
       ip: row.ip,
+      controlPath: this.#sshControl(row),
       consoleLog: join(dir, VM_FILES.console),
       timeoutMs: this.o.sshTimeoutMs,
       alive: () => this.o.vmm.isAlive(launched, dir),
@@ -714,7 +717,7 @@ export class VmService {
         run: async () => {
           if (!(await alive())) return;
           const asked = await this.#guest.powerOff(
-            { name: row.name, ip: row.ip },
+            { name: row.name, ip: row.ip, controlPath: this.#sshControl(row) },
             this.o.vmm.guestStop ?? "poweroff",
           );
           if (!asked) {
@@ -761,6 +764,10 @@ export class VmService {
       {
         what: `remove NAT rules of tap "${row.tap}"`,
         run: () => natOnStop(this.o.network, row),
+      },
+      {
+        what: "close the shared ssh connection",
+        run: () => this.#guest.closeConnection(this.#sshControl(row)),
       },
       {
         what: "remove the VMM control socket",
@@ -893,6 +900,11 @@ export class VmService {
   async #forgetHandles(id: string): Promise<void> {
     await removeHandles(this.#dir(id));
     this.o.db.updateVm(id, { handles: null });
+  }
+
+  /** The VM's shared ssh connection (see ssh/control.ts). */
+  #sshControl(row: VmRow): string | undefined {
+    return controlPath(this.o.paths.vmmSocketDir, this.o.config.cidr, row.ip);
   }
 
   #handlesPath(id: string): string {

@@ -5,11 +5,18 @@
  *
  * @module
  */
+import { controlOptions } from "./control.ts";
 
 /** Where banger's ssh material lives. */
 export interface SshIdentity {
   key: string;
   knownHosts: string;
+  /**
+   * Where the shared connection of the VM at an address is (see
+   * control.ts); given, every ssh made with this identity uses it as a
+   * client when it is up.
+   */
+  controlFor?: (ip: string) => string | undefined;
 }
 
 /** Options for {@linkcode sshArgs}. */
@@ -20,6 +27,8 @@ export interface SshTarget {
   /** Request a terminal (`-t`) or refuse one (`-T`). */
   tty?: boolean;
   batch?: boolean;
+  /** The VM's shared connection (see control.ts), and this ssh's part. */
+  control?: { path: string | undefined; role: "master" | "client" };
 }
 
 /** The DNS name under which a VM's host key is pinned. */
@@ -58,9 +67,20 @@ export function sshArgs(identity: SshIdentity, target: SshTarget): string[] {
     "-o",
     "ServerAliveInterval=15",
     ...(target.batch === false ? [] : ["-o", "BatchMode=yes"]),
+    ...sharedConnection(identity, target),
     target.tty ? "-t" : "-T",
     "-l",
     "root",
     target.ip,
   ];
+}
+
+function sharedConnection(identity: SshIdentity, target: SshTarget) {
+  if (target.control) {
+    return controlOptions(target.control.path, target.control.role);
+  }
+  if (identity.controlFor) {
+    return controlOptions(identity.controlFor(target.ip), "client");
+  }
+  return [];
 }

@@ -74,9 +74,6 @@ if (!Number.isInteger(jobs) || jobs < 1) {
 const keep = parsed.keep ?? false;
 const cacheDir = E2E_CACHE_DIR;
 const workDir = await Deno.makeTempDir({ prefix: "banger-e2e-" });
-console.log(
-  `e2e: ${names.length} scenario(s), ${jobs} at a time, logs in ${workDir}`,
-);
 
 // Ctrl-C or a TERM (a CI timeout) at any point, the image build included:
 // scenarios get SIGINT and clean up after themselves, the build's daemon
@@ -112,6 +109,9 @@ if (parsed["image-only"]) {
   Deno.exit(0);
 }
 
+console.log(
+  `e2e: ${names.length} scenario(s), ${jobs} at a time, logs in ${workDir}`,
+);
 const results: { name: string; ok: boolean; seconds: number; log: string }[] =
   [];
 const queue = [...names];

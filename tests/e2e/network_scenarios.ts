@@ -263,14 +263,18 @@ export const NETWORK_SCENARIOS: Record<string, ScenarioDef> = {
       await s.banger(["vm", "ssh", "web", "--", GUEST_HTTP_SERVER], {
         expectCode: 0,
       });
-      const withHttp = await s.banger(["vm", "ports", "web"], {
-        expectCode: 0,
-      });
+      // The server binds its port a moment after the ssh that started it
+      // returns (perl starts slowly under TCG): ask until it listens.
+      const httpLink = /^web\.vm:8080\s+tcp\s+perl\s+http:\/\/web\.vm:8080\/$/m;
+      let withHttp = "";
+      for (let i = 0; i < 20 && !httpLink.test(withHttp); i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 500));
+        withHttp = (await s.banger(["vm", "ports", "web"], { expectCode: 0 }))
+          .stdout;
+      }
       check(
-        /^web\.vm:8080\s+tcp\s+perl\s+http:\/\/web\.vm:8080\/$/m.test(
-          withHttp.stdout,
-        ),
-        `vm ports shows no http link for 8080:\n${withHttp.stdout}`,
+        httpLink.test(withHttp),
+        `vm ports shows no http link for 8080:\n${withHttp}`,
       );
       const page = await s.sh("curl", [
         "-s",

@@ -87,11 +87,19 @@ class FakeVmm implements VmmDriver {
 }
 
 /** A guest that boots at once and powers off when asked. */
-function fakeGuest(vmm: FakeVmm, calls: string[]): GuestOps {
+function fakeGuest(
+  vmm: FakeVmm,
+  calls: string[],
+  closed: string[],
+): GuestOps {
   return {
     waitReady(w) {
       w.onBoot?.();
       return Promise.resolve({ ok: true });
+    },
+    closeConnection(path) {
+      if (path) closed.push(path);
+      return Promise.resolve();
     },
     powerOff(target) {
       calls.push(`poweroff ${target.name}`);
@@ -108,6 +116,8 @@ interface Env {
   net: FakeNetwork;
   vmm: FakeVmm;
   guestCalls: string[];
+  /** Shared ssh connections closed, by control path. */
+  closedConnections: string[];
   service(failAfterStage?: CreateStage, now?: () => number): VmService;
   vmDirs(): Promise<string[]>;
   close(): Promise<void>;
@@ -137,6 +147,7 @@ async function setup(): Promise<Env> {
   const net = new FakeNetwork();
   const vmm = new FakeVmm();
   const guestCalls: string[] = [];
+  const closedConnections: string[] = [];
   const config = parseConfig(
     'default_image_name = "debian-bookworm"\n[vm_defaults]\ndisk_size = "64M"\n',
     { cpus: 8, memoryMib: 16384 },
@@ -147,6 +158,7 @@ async function setup(): Promise<Env> {
     net,
     vmm,
     guestCalls,
+    closedConnections,
     service: (failAfterStage?: CreateStage, now?: () => number) =>
       new VmService({
         db,
@@ -168,7 +180,7 @@ async function setup(): Promise<Env> {
         log: silent,
         sshTimeoutMs: 1000,
         failAfterStage,
-        guest: fakeGuest(vmm, guestCalls),
+        guest: fakeGuest(vmm, guestCalls, closedConnections),
         stopGraceMs: 200,
         // A signal ends the fake VMM's pid.
         signal: (pid, signal) => {
@@ -309,6 +321,12 @@ Deno.test("create --no-start makes disks only; start boots them, stop keeps them
       { ref: "later", ok: true },
     ]);
     assert.deepEqual(env.guestCalls, ["poweroff later"]);
+    // The VM's shared ssh connection is closed before its boot (a stale
+    // one of the slot's last VM) and when its VMM ends.
+    assert.deepEqual(env.closedConnections, [
+      join(env.dir, "run/banger/vmm/2.ssh"),
+      join(env.dir, "run/banger/vmm/2.ssh"),
+    ]);
     const stopped = vms.get("later");
     assert.equal(stopped.state, "stopped");
     assert.equal(stopped.pid, null);
