@@ -9,12 +9,20 @@
 # network namespace that holds the daemon, the helper, the VM and ssh, and
 # disappears with them.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
+# A path given is the caller's: resolve it before moving to the checkout.
 path=examples/hello
 command=(make test)
-if [ $# -gt 0 ] && [ "$1" != "--" ]; then path=$1; shift; fi
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then
+  if [ ! -d "$1" ]; then
+    echo "quickstart: \"$1\" is not a directory" >&2
+    exit 2
+  fi
+  path=$(realpath "$1")
+  shift
+fi
 if [ $# -gt 0 ] && [ "$1" = "--" ]; then shift; command=("$@"); fi
+cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 export BANGER_CACHE_DIR=${BANGER_CACHE_DIR:-/var/cache/banger}
@@ -31,15 +39,15 @@ trap cleanup EXIT
 
 echo "quickstart: building (or reusing) the golden image"
 BANGER_ROOT=$build_root deno task -q banger image build
-BANGER_ROOT=$build_root deno task -q banger daemon stop >/dev/null
+BANGER_ROOT=$build_root deno task -q banger daemon stop >/dev/null 2>&1
 
-echo "quickstart: banger vm run --rm $path -- ${command[*]}"
+echo "quickstart: banger vm run --rm $(printf '%q ' "$path" -- "${command[@]}")"
 status=0
 unshare --net -- env BANGER_ROOT="$run_root" bash -c '
   ip link set lo up
   status=0
   deno task -q banger vm run --rm "$@" || status=$?
-  deno task -q banger daemon stop >/dev/null
+  deno task -q banger daemon stop >/dev/null 2>&1
   exit $status
 ' quickstart "$path" -- "${command[@]}" || status=$?
 echo "quickstart: exit status $status"

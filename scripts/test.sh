@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-export BANGER_E2E_CACHE=${BANGER_E2E_CACHE:-/var/cache/banger-e2e}
+# The same image cache as scripts/quickstart.sh: one build serves both.
+export BANGER_E2E_CACHE=${BANGER_E2E_CACHE:-/var/cache/banger}
 
 deno task fmt --check
 deno task lint

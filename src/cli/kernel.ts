@@ -11,7 +11,7 @@ import type { Paths } from "../paths.ts";
 import {
   KernelInfoSchema,
   KernelListResultSchema,
-  KernelNameSchema,
+  validateKernelName,
 } from "../protocol/kernel.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out } from "./output.ts";
@@ -41,14 +41,7 @@ export function addKernelCommands(
         vmlinux: string,
         flags: { initrd?: string; json?: boolean },
       ) => {
-        const checked = KernelNameSchema.safeParse(name);
-        if (!checked.success) {
-          throw new RangeError(
-            `Invalid kernel name "${name}": ${
-              checked.error.issues[0]?.message
-            }`,
-          );
-        }
+        validateKernelName(name);
         // The daemon reads only its own directories and the owner's state,
         // so the files are staged there first.
         const staging = join(

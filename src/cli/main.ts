@@ -6,7 +6,12 @@
  */
 import { Command, CommanderError } from "commander";
 import Table from "cli-table3";
-import { loadConfig } from "../config.ts";
+import {
+  type Config,
+  loadConfig,
+  parseConfig,
+  readHostFacts,
+} from "../config.ts";
 import { resolvePaths } from "../paths.ts";
 import {
   BatchResultSchema,
@@ -53,7 +58,17 @@ export async function cliMain(
   const paths = resolvePaths();
   let status = 0;
   const daemon = new DaemonClient(paths);
-  const config = await loadConfig(paths.configFile);
+  // A broken config.toml refuses every command but `daemon stop`, so that
+  // a daemon started before the edit can still be stopped; help shows the
+  // built-in defaults meanwhile.
+  let config: Config;
+  let configError: unknown;
+  try {
+    config = await loadConfig(paths.configFile);
+  } catch (error) {
+    configError = error;
+    config = parseConfig("", readHostFacts());
+  }
   const ssh = {
     key: config.sshKeyPath ?? paths.sshKey,
     knownHosts: paths.knownHosts,
@@ -130,7 +145,7 @@ export async function cliMain(
     )
     .addHelpText(
       "after",
-      "\nExamples:\n  banger vm run . -- make test\n  banger vm run --rm ./api -- sh -c 'npm ci && npm test'\n",
+      "\nExamples:\n  banger vm run . -- make test\n  banger vm run --rm ./api -- sh -c 'make && make check'\n",
     )
     .action(async (path: string | undefined, flags: VmRunFlags) => {
       const plan = await planVmRun(path, passthrough, flags, config);
@@ -383,6 +398,12 @@ export async function cliMain(
       );
       out(JSON.stringify(result) + "\n");
     });
+
+  program.hook("preAction", (_program, action) => {
+    const daemonStop = action.name() === "stop" &&
+      action.parent?.name() === "daemon";
+    if (configError !== undefined && !daemonStop) throw configError;
+  });
 
   tidyHelp(program);
   try {

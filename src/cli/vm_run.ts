@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 import type { Config } from "../config.ts";
+import { validateKernelName } from "../protocol/kernel.ts";
 import { VmCreateResultSchema, type VmInfo } from "../protocol/daemon.ts";
 import { BatchResultSchema } from "../protocol/daemon.ts";
 import { shellJoin } from "../ssh/quote.ts";
@@ -78,6 +80,10 @@ export async function planVmRun(
   if (command !== undefined && command.length === 0) {
     throw new RangeError('Invalid command: nothing follows "--"');
   }
+  const kernel = flags.kernel === undefined
+    ? undefined
+    : validateKernelName(flags.kernel, "--kernel");
+  if (flags.timings !== undefined) await checkOutputFile(flags.timings);
   const repo = path === undefined ? undefined : await inspectRepo(path);
   const files = repo
     ? await listWorkspaceFiles(repo, flags.includeUntracked ?? false)
@@ -85,7 +91,7 @@ export async function planVmRun(
   return {
     name,
     image: flags.image ?? config.defaultImage,
-    kernel: flags.kernel,
+    kernel,
     vcpu,
     memoryMib,
     diskMib,
@@ -95,6 +101,23 @@ export async function planVmRun(
     files,
     command,
   };
+}
+
+/**
+ * Refuses a `--timings` file that cannot be written at the end: its
+ * directory must exist and it must not be a directory itself. Nothing is
+ * created here, so a run refused later leaves no file behind.
+ */
+async function checkOutputFile(path: string): Promise<void> {
+  const what = `Invalid --timings "${path}"`;
+  const parent = await Deno.stat(dirname(resolve(path))).catch(() => null);
+  if (!parent?.isDirectory) {
+    throw new RangeError(`${what}: its directory does not exist`);
+  }
+  const existing = await Deno.stat(path).catch(() => null);
+  if (existing?.isDirectory) {
+    throw new RangeError(`${what}: is a directory`);
+  }
 }
 
 function positiveInt(text: string, flag: string): number {
@@ -141,19 +164,23 @@ export async function executeVmRun(
     );
   }
 
-  let interrupted = false;
+  let interrupted: Interrupt | undefined;
   // Ctrl-C on a terminal reaches ssh too (same process group); a signal
   // sent to banger alone is passed on to the running ssh, so that --rm
   // cleanup runs either way.
-  const onInterrupt = () => {
-    interrupted = true;
+  const onInterrupt = (signal: Interrupt) => {
+    interrupted = signal;
     try {
       running?.kill("SIGTERM");
     } catch {
       // ssh already exited.
     }
   };
-  for (const signal of INTERRUPTS) Deno.addSignalListener(signal, onInterrupt);
+  const listeners = INTERRUPTS.map((signal) => {
+    const listener = () => onInterrupt(signal);
+    Deno.addSignalListener(signal, listener);
+    return { signal, listener };
+  });
   const progress = new Progress();
   let vm: VmInfo | undefined;
   const timings: Record<string, number> = {};
@@ -183,7 +210,7 @@ export async function executeVmRun(
     vm = created.vm;
     Object.assign(timings, created.timings);
     mark = performance.now();
-    if (interrupted) return 130;
+    if (interrupted) return interruptedStatus(interrupted, plan, vm);
 
     const target = { name: vm.name, ip: vm.ip };
     const sshBase = sshArgs(ssh, target);
@@ -196,7 +223,7 @@ export async function executeVmRun(
     }
     lap("workspace");
     progress.done(`${vm.name} ready`);
-    if (interrupted) return 130;
+    if (interrupted) return interruptedStatus(interrupted, plan, vm);
 
     const cwd = plan.repo
       ? [GUEST_REPO_PATH, plan.repo.relative].filter((p) => p).join("/")
@@ -212,7 +239,9 @@ export async function executeVmRun(
           remote,
         ]));
       lap("command");
-      return code;
+      // ssh ended by the signal says 255; the shell convention says which
+      // signal it was.
+      return interrupted ? interruptedStatus(interrupted, plan, vm) : code;
     }
     const code = await withActivity(daemon, vm.id, () =>
       runSsh([
@@ -240,19 +269,49 @@ export async function executeVmRun(
     if (plan.rm && vm) lap("teardown");
     timings.total = Math.round(performance.now() - started);
     if (options.timingsFile) {
+      // Checked up front, but a failure here must not hide the guest
+      // command's status.
       await Deno.writeTextFile(
         options.timingsFile,
         JSON.stringify(timings) + "\n",
+      ).catch((error) =>
+        note(
+          `banger: Cannot write --timings file "${options.timingsFile}": ${
+            (error as Error).message
+          }`,
+        )
       );
     }
-    for (const signal of INTERRUPTS) {
-      Deno.removeSignalListener(signal, onInterrupt);
+    for (const { signal, listener } of listeners) {
+      Deno.removeSignalListener(signal, listener);
     }
   }
 }
 
 /** Signals that end a run early, still deleting an --rm VM. */
 const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+type Interrupt = typeof INTERRUPTS[number];
+
+/** Signal numbers, for the shell's 128 + n exit status. */
+const SIGNAL_NUMBERS: Record<Interrupt, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+};
+
+/** Says what an interrupted run did, and returns the status to exit with. */
+function interruptedStatus(
+  signal: Interrupt,
+  plan: VmRunPlan,
+  vm: VmInfo | undefined,
+): number {
+  note(
+    `banger: interrupted by ${signal}${
+      vm && plan.rm ? `; deleting VM "${vm.name}"` : ""
+    }`,
+  );
+  return 128 + SIGNAL_NUMBERS[signal];
+}
 
 /** The ssh session in progress, for the interrupt handler. */
 let running: Deno.ChildProcess | undefined;

@@ -132,8 +132,18 @@ export async function buildImage(
     write: true,
   });
   try {
-    progress("waiting for the image build lock");
-    await lock.lock(true);
+    // Only a lock that is really held by another build is worth a word.
+    const locked = lock.lock(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const free = await Promise.race([
+      locked.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), 200)),
+    ]);
+    clearTimeout(timer);
+    if (!free) {
+      progress(`waiting for another build of "${recipe.name}" to finish`);
+      await locked;
+    }
     if (await exists(join(finalDir, IMAGE_FILES.manifest))) return finalDir;
     // Work directories of builds whose process died: with the lock held no
     // build of this name runs, and mmdebstrap dies with its daemon.

@@ -18,6 +18,19 @@ export const KernelNameSchema = z.string().regex(
 );
 
 /**
+ * Returns `name` when it is a valid kernel name; throws a RangeError that
+ * names the input (as `what`, e.g. `--kernel`) and the rule otherwise.
+ */
+export function validateKernelName(name: string, what = "kernel name"): string {
+  if (!KernelNameSchema.safeParse(name).success) {
+    throw new RangeError(
+      `Invalid ${what} "${name.slice(0, 64)}": ${KERNEL_NAME_RULE}`,
+    );
+  }
+  return name;
+}
+
+/**
  * `kernel.import`: the CLI has copied the files into the owner's state
  * directory (the daemon cannot read arbitrary paths); the daemon moves them
  * into its kernels directory.

@@ -28,11 +28,12 @@ export const DENO_DIR = Deno.env.get("DENO_DIR") ??
   join(Deno.env.get("HOME") ?? "/root", ".cache/deno");
 
 /**
- * The image build cache shared by the e2e suite, the benchmark and the
- * integration tests that boot the image's kernel, so one build serves all.
+ * The image build cache shared by the e2e suite, the benchmark, the
+ * integration tests that boot the image's kernel and scripts/quickstart.sh
+ * (the system install's cache path), so one build serves all.
  */
 export const E2E_CACHE_DIR = Deno.env.get("BANGER_E2E_CACHE") ??
-  "/var/cache/banger-e2e";
+  "/var/cache/banger";
 
 /** The repository's main.ts. */
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;

@@ -206,7 +206,10 @@ export const SCENARIOS: Record<string, ScenarioDef> = {
       check(started, "the guest command never started");
       child.kill("SIGINT");
       const status = await child.status;
-      check(status.code !== 0, "an interrupted run reported success");
+      check(
+        status.code === 130,
+        `an interrupted run exited ${status.code}, not 130 (128 + SIGINT)`,
+      );
       await assertNothingLeft(s);
     },
   },
