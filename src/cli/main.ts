@@ -24,13 +24,16 @@ import { RpcError } from "../protocol/envelope.ts";
 import type { Launcher } from "../roles.ts";
 import { sshArgs } from "../ssh/options.ts";
 import { controlPath } from "../ssh/control.ts";
-import { formatMiB } from "../util/size.ts";
 import { VERSION } from "../version.ts";
 import { DaemonClient, isSystemInstall } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 import { executeVmRun, planVmRun, type VmRunFlags } from "./vm_run.ts";
 import { probePermissions } from "../util/probe.ts";
-import { addVmLifecycleCommands, reportBatch } from "./vm_commands.ts";
+import {
+  addVmLifecycleCommands,
+  addVmSpecOptions,
+  reportBatch,
+} from "./vm_commands.ts";
 import { withActivity } from "./activity.ts";
 import {
   installSshConfig,
@@ -76,14 +79,13 @@ export async function cliMain(
     controlFor: (ip: string) =>
       controlPath(paths.vmmSocketDir, config.cidr, ip),
   };
-  const d = config.vmDefaults;
 
   const program = new Command("banger")
     .description(
       "One-command development sandboxes on microVMs.\n\n" +
-        "  banger vm run ./repo -- make test   boot a fresh VM, copy the repo in, run, exit with its status\n" +
-        "  banger vm run ./repo                 same, then an interactive shell in /root/repo\n" +
-        "  banger vm list                       what is running",
+        "  banger vm run ./repo -- make test  run it in a fresh VM, exit with its status\n" +
+        "  banger vm run ./repo               same, then a shell in /root/repo\n" +
+        "  banger vm list                     what is running",
     )
     .version(VERSION, "-V, --version", "print the version")
     .exitOverride()
@@ -96,41 +98,15 @@ export async function cliMain(
 
   const vm = program.command("vm").description("create, run and manage VMs");
 
-  vm.command("run")
+  const run = vm.command("run")
     .description(
       "Boot a fresh VM, copy the repository at [path] to /root/repo and run the\n" +
         "command after --, exiting with its status; without a command, open a shell.\n" +
         "Without [path], the command runs in /root of a bare sandbox.",
     )
-    .argument("[path]", "a directory inside a git work tree")
-    .option(
-      "--name <name>",
-      "VM name, a DNS label (default: generated, e.g. calm-otter)",
-    )
-    .option("--image <image>", "image to boot", config.defaultImage)
-    .option(
-      "--kernel <name>",
-      "boot an imported kernel instead of the image's (see banger kernel import)",
-    )
-    .option(
-      "--vcpu <n>",
-      `virtual CPUs (default: ${d.vcpu.value}, from ${d.vcpu.from})`,
-    )
-    .option(
-      "--memory <size>",
-      `memory, e.g. 2G or 512M (default: ${d.memoryMib.value} MiB, from ${d.memoryMib.from})`,
-    )
-    .option(
-      "--disk-size <size>",
-      `size of the /root work disk (default: ${
-        formatMiB(d.diskMib.value)
-      }, from ${d.diskMib.from})`,
-    )
+    .argument("[path]", "a directory inside a git work tree");
+  addVmSpecOptions(run, config)
     .option("--rm", "delete the VM when the command or shell ends")
-    .option(
-      "--nat",
-      "let the guest reach beyond the host (masquerade for its address only)",
-    )
     .option(
       "--include-untracked",
       "also copy untracked files that git does not ignore",

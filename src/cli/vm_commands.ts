@@ -88,16 +88,14 @@ export function parseSignal(text: string): typeof KILL_SIGNALS[number] {
   return known;
 }
 
-/** Registers the lifecycle commands under `vm`. */
-export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
-  const { daemon, config } = deps;
+/**
+ * The options that describe a new VM, shared by `vm run` and `vm create`:
+ * name, image, kernel, sizes (with the host-aware defaults and where each
+ * came from) and NAT.
+ */
+export function addVmSpecOptions(command: Command, config: Config): Command {
   const d = config.vmDefaults;
-
-  vm.command("create")
-    .description(
-      "Create a VM and boot it (or, with --no-start, only make its disks).\n" +
-        "Prints the VM's name; use it with vm ssh, vm stop, vm delete.",
-    )
+  return command
     .option(
       "--name <name>",
       "VM name, a DNS label: 1-63 of a-z, 0-9, - (default: generated, e.g. calm-otter)",
@@ -124,7 +122,19 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
     .option(
       "--nat",
       "let the guest reach beyond the host (masquerade for its address only)",
-    )
+    );
+}
+
+/** Registers the lifecycle commands under `vm`. */
+export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
+  const { daemon, config } = deps;
+
+  const create = vm.command("create")
+    .description(
+      "Create a VM and boot it (or, with --no-start, only make its disks).\n" +
+        "Prints the VM's name; use it with vm ssh, vm stop, vm delete.",
+    );
+  addVmSpecOptions(create, config)
     .option("--no-start", "create the disks but do not boot")
     .option("--json", "print the VM as JSON")
     .addHelpText(
