@@ -608,14 +608,15 @@ export class VmService {
         run: () => release(row.id, dir, handles.controlSocket),
       });
     }
+    const initrd = kernel ? kernel.initrdPath : image.initrd;
     const launched = await this.o.vmm.launch({
       id: row.id,
       name: row.name,
       vcpu: row.vcpu,
       memoryMib: row.memory_mib,
       kernel: kernel?.vmlinux ?? image.kernel,
-      initrd: kernel ? kernel.initrdPath : image.initrd,
-      cmdline: kernelCmdline(),
+      initrd,
+      cmdline: kernelCmdline(initrd !== undefined),
       drives: [
         {
           id: "root",
@@ -1097,11 +1098,15 @@ class StageClock {
   }
 }
 
-/** The kernel command line every banger guest boots with. */
-export function kernelCmdline(): string[] {
+/**
+ * The guest kernel's command line. The root disk is found by its label
+ * where an initrd can resolve labels; a kernel booted without one (built
+ * with its drivers in) gets the device, which is always the first drive.
+ */
+export function kernelCmdline(withInitrd = true): string[] {
   return [
     "console=ttyS0",
-    `root=LABEL=${ROOT_LABEL}`,
+    withInitrd ? `root=LABEL=${ROOT_LABEL}` : "root=/dev/vda",
     "rw",
     "panic=-1",
     "net.ifnames=0",

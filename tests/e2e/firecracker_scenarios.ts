@@ -288,7 +288,7 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
   },
   "firecracker-guest-kernel": {
     description:
-      "a kernel built from Firecracker's guest config (scripts/build-fc-kernel.sh) boots the image without an initrd through the Firecracker driver (stand-in)",
+      "a kernel built from Firecracker's guest config (scripts/build-fc-kernel.sh) boots the image without an initrd, under QEMU and through the Firecracker driver (stand-in)",
     core: false,
     async run(s) {
       const built = await Deno.stat(FC_GUEST_KERNEL).catch(() => undefined);
@@ -296,7 +296,6 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
         built?.isFile,
         `no kernel at "${FC_GUEST_KERNEL}": run scripts/build-fc-kernel.sh first (or set BANGER_FC_KERNEL)`,
       );
-      await useStandin(s);
       await s.banger(["kernel", "import", "fc-6.1", FC_GUEST_KERNEL], {
         expectCode: 0,
       });
@@ -310,6 +309,36 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
         `kernel list shows ${JSON.stringify(kernels)}`,
       );
       const repo = await s.gitRepo("fc-kernel", { "hello.txt": "no initrd\n" });
+
+      // Under QEMU first: without an initrd nothing resolves root=LABEL=,
+      // so banger names the device.
+      const underQemu = await s.banger([
+        "vm",
+        "run",
+        "--rm",
+        "--kernel",
+        "fc-6.1",
+        repo,
+        "--",
+        "sh",
+        "-c",
+        "uname -r; cat /proc/cmdline",
+      ], { expectCode: 0 });
+      const [qemuRelease, qemuCmdline] = underQemu.stdout.split("\n");
+      check(
+        /^6\.1\.\d+$/.test(qemuRelease ?? ""),
+        `QEMU booted kernel "${qemuRelease}", not the Firecracker-config build`,
+      );
+      check(
+        qemuCmdline?.includes("root=/dev/vda") &&
+          !qemuCmdline.includes("root=LABEL="),
+        `QEMU's guest booted with "${qemuCmdline}"`,
+      );
+
+      // Then through the Firecracker driver (its stand-in), on a daemon
+      // restarted with that configuration.
+      await s.banger(["daemon", "stop"], { expectCode: 0 });
+      await useStandin(s);
       const run = await s.banger([
         "vm",
         "run",
