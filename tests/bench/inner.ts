@@ -2,7 +2,9 @@
  * The measurements, run inside a network namespace (see main.ts).
  *
  * 1. `vm run --rm -- true` against a bare QEMU boot-to-ssh of the same
- *    kernel, image and seed, with banger's time by stage;
+ *    kernel, image and seed, with banger's time by stage; and, when
+ *    scripts/build-fc-kernel.sh has built one, the same run with a kernel
+ *    from Firecracker's guest config against the image's own;
  * 2. a CLI round trip (`vm list`) against a bare Deno start;
  * 3. copying a generated repository (5 000 files, 50 MB) into a guest
  *    against `git archive | ssh tar x` to the same guest;
@@ -12,7 +14,7 @@
  * @module
  */
 import { join } from "node:path";
-import { exec, Scenario } from "../e2e/harness.ts";
+import { exec, FC_GUEST_KERNEL, Scenario } from "../e2e/harness.ts";
 import { sshArgs } from "../../src/ssh/options.ts";
 
 const [work, cacheDir, ...rest] = Deno.args as [string, string, ...string[]];
@@ -104,6 +106,56 @@ try {
     seconds(median(bareTimes)),
     (median(runTimes) / median(bareTimes)).toFixed(2),
   ]);
+
+  // 1b. The same run with a kernel built from Firecracker's guest config
+  // (no initrd), when scripts/build-fc-kernel.sh has made one.
+  if (await Deno.stat(FC_GUEST_KERNEL).then(() => true, () => false)) {
+    await s.banger(["kernel", "import", "fc-6.1", FC_GUEST_KERNEL], {
+      expectCode: 0,
+    });
+    const fcTimes: number[] = [];
+    const fcStageRuns: Record<string, number>[] = [];
+    for (let i = 0; i < runs; i++) {
+      progress(`vm run --rm --kernel fc-6.1 -- true (${i + 1}/${runs})`);
+      const file = join(work, `timings-fc-${i}.json`);
+      fcTimes.push(
+        await timed(() =>
+          s.banger([
+            "vm",
+            "run",
+            "--rm",
+            "--kernel",
+            "fc-6.1",
+            "--timings",
+            file,
+            "--",
+            "true",
+          ], { expectCode: 0 })
+        ),
+      );
+      fcStageRuns.push(JSON.parse(await Deno.readTextFile(file)));
+    }
+    results.fcKernelRun = {
+      bangerMs: median(fcTimes),
+      imageKernelMs: median(runTimes),
+      ratio: median(fcTimes) / median(runTimes),
+      stagesMs: Object.fromEntries(
+        stages.map((st) => [st, median(fcStageRuns.map((r) => r[st] ?? 0))]),
+      ),
+      allMs: fcTimes,
+    };
+    rows.push([
+      "vm run --rm --kernel <Firecracker-config build> vs image's kernel",
+      seconds(median(fcTimes)),
+      seconds(median(runTimes)),
+      (median(fcTimes) / median(runTimes)).toFixed(2),
+    ]);
+  } else {
+    progress(
+      `no kernel at ${FC_GUEST_KERNEL}; scripts/build-fc-kernel.sh makes one for the --kernel measurement`,
+    );
+    results.fcKernelRun = null;
+  }
 
   // 2. CLI round trip against a bare Deno start.
   progress("CLI round trip");

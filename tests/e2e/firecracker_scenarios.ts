@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { check, type Scenario } from "./harness.ts";
+import { check, FC_GUEST_KERNEL, type Scenario } from "./harness.ts";
 import { assertNothingLeft, type ScenarioDef } from "./scenarios.ts";
 
 /** The stand-in's executable wrapper. */
@@ -67,13 +67,6 @@ async function pidAlive(s: Scenario, pid: number): Promise<string> {
   const [state, comm] = ps.stdout.trim().split(/\s+/);
   return ps.code === 0 && state && !state.startsWith("Z") ? comm ?? "" : "";
 }
-
-/**
- * A kernel built from Firecracker's guest configuration by
- * scripts/build-fc-kernel.sh (tens of minutes on two cores, so not in CI).
- */
-export const FC_GUEST_KERNEL = Deno.env.get("BANGER_FC_KERNEL") ??
-  "/var/cache/banger-fc-kernel/vmlinux";
 
 export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
   "firecracker-jailed": {

@@ -35,6 +35,13 @@ export const DENO_DIR = Deno.env.get("DENO_DIR") ??
 export const E2E_CACHE_DIR = Deno.env.get("BANGER_E2E_CACHE") ??
   "/var/cache/banger";
 
+/**
+ * A kernel built from Firecracker's guest configuration by
+ * scripts/build-fc-kernel.sh (about 9 minutes on two idle cores, so not in CI).
+ */
+export const FC_GUEST_KERNEL = Deno.env.get("BANGER_FC_KERNEL") ??
+  "/var/cache/banger-fc-kernel/vmlinux";
+
 /** The repository's main.ts. */
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 
