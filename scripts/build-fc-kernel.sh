@@ -33,16 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "build-fc-kernel: run as root (it installs packages)" >&2
   exit 1
 fi
-packages=(linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "build-fc-kernel: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/_packages.sh
+. scripts/_packages.sh
+install_missing linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev
 
 source_tar=$(ls /usr/src/linux-source-6.1.tar.* | head -1)
 stamp="$(sha256sum "$config" "$0" | sha256sum | cut -d' ' -f1) $(dpkg-query -W -f='${Version}' linux-source-6.1)"

@@ -24,15 +24,9 @@ fi
 # Deno comes from the npm registry; a machine without Node.js gets Debian's.
 command -v npm >/dev/null || PACKAGES+=(npm)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/_packages.sh
+. "$(dirname "$0")/_packages.sh"
+install_missing "${PACKAGES[@]}"
 
 if ! command -v deno >/dev/null || [ "$(deno --version | head -1 | cut -d' ' -f2)" != "$DENO_VERSION" ]; then
   echo "setup: installing deno $DENO_VERSION from npm"
