@@ -23,6 +23,7 @@ import {
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, Progress } from "./output.ts";
 import { withActivity } from "./activity.ts";
+import { parseVcpu } from "./vm_commands.ts";
 
 /** Flags of `vm run` as commander hands them over. */
 export interface VmRunFlags {
@@ -70,7 +71,7 @@ export async function planVmRun(
     : validateVmName(flags.name);
   const vcpu = flags.vcpu === undefined
     ? config.vmDefaults.vcpu.value
-    : positiveInt(flags.vcpu, "--vcpu");
+    : parseVcpu(flags.vcpu);
   const memoryMib = flags.memory === undefined
     ? config.vmDefaults.memoryMib.value
     : parseMemoryMiB(flags.memory);
@@ -118,15 +119,6 @@ async function checkOutputFile(path: string): Promise<void> {
   if (existing?.isDirectory) {
     throw new RangeError(`${what}: is a directory`);
   }
-}
-
-function positiveInt(text: string, flag: string): number {
-  if (!/^\d+$/.test(text) || Number(text) <= 0 || Number(text) > 64) {
-    throw new RangeError(
-      `Invalid ${flag} "${text}": must be a whole number from 1 to 64`,
-    );
-  }
-  return Number(text);
 }
 
 /** Runs a plan; returns the exit status banger should exit with. */
