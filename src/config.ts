@@ -7,6 +7,7 @@
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
 import { parseSizeMiB } from "./util/size.ts";
+import { KernelNameSchema } from "./protocol/kernel.ts";
 
 const sizeString = z.union([z.string(), z.number().int().positive()]);
 
@@ -22,6 +23,8 @@ export const ConfigFileSchema = z.strictObject({
   ssh_key_path: z.string().min(1).optional(),
   ssh_timeout: z.number().int().positive().optional(),
   default_image_name: z.string().min(1).optional(),
+  /** An imported kernel that VMs boot unless --kernel names another. */
+  default_kernel: KernelNameSchema.optional(),
   debian_mirror: z.string().url().optional(),
   debian_security_mirror: z.string().url().optional(),
   bridge_name: z.string().regex(/^br-banger[a-z0-9]{0,6}$/, {
@@ -67,6 +70,7 @@ export interface Config {
   sshKeyPath: string | undefined;
   sshTimeoutSeconds: number | undefined;
   defaultImage: string;
+  defaultKernel: string | undefined;
   debianMirror: string | undefined;
   debianSecurityMirror: string | undefined;
   bridgeName: string;
@@ -171,6 +175,7 @@ export function parseConfig(
     sshKeyPath: c.ssh_key_path,
     sshTimeoutSeconds: c.ssh_timeout,
     defaultImage: c.default_image_name ?? DEFAULTS.defaultImage,
+    defaultKernel: c.default_kernel,
     debianMirror: c.debian_mirror,
     debianSecurityMirror: c.debian_security_mirror,
     bridgeName: c.bridge_name ?? DEFAULTS.bridgeName,

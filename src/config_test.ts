@@ -53,3 +53,18 @@ Deno.test("parseConfig() names the key and the problem, never falling back", () 
     );
   }
 });
+
+Deno.test("parseConfig() takes default_kernel as a kernel name only", () => {
+  deepStrictEqual(parseConfig("", HOST).defaultKernel, undefined);
+  deepStrictEqual(
+    parseConfig('default_kernel = "fc-6.1"\n', HOST).defaultKernel,
+    "fc-6.1",
+  );
+  throws(
+    () => parseConfig('default_kernel = "../vmlinux"\n', HOST),
+    {
+      name: "ConfigError",
+      message: /^Invalid "default_kernel" in "config\.toml": must be 1 to 63/,
+    },
+  );
+});

@@ -21,6 +21,7 @@ import {
 } from "../protocol/daemon.ts";
 import { formatMiB, parseDiskMiB, parseMemoryMiB } from "../util/size.ts";
 import { validateVmName } from "../util/names.ts";
+import { validateKernelName } from "../protocol/kernel.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 
@@ -103,7 +104,11 @@ export function addVmSpecOptions(command: Command, config: Config): Command {
     .option("--image <image>", "image to boot", config.defaultImage)
     .option(
       "--kernel <name>",
-      "boot an imported kernel instead of the image's (see banger kernel import)",
+      `boot an imported kernel instead of the image's (see banger kernel import)${
+        config.defaultKernel
+          ? ` (default: ${config.defaultKernel}, from default_kernel in config)`
+          : ""
+      }`,
     )
     .option(
       "--vcpu <n>",
@@ -154,12 +159,15 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
       json?: boolean;
     }) => {
       // Everything is checked before the daemon is asked for anything.
+      const kernel = flags.kernel === undefined
+        ? config.defaultKernel
+        : validateKernelName(flags.kernel, "--kernel");
       const params = {
         ...(flags.name !== undefined
           ? { name: validateVmName(flags.name) }
           : {}),
         ...(flags.image !== undefined ? { image: flags.image } : {}),
-        ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
+        ...(kernel !== undefined ? { kernel } : {}),
         ...(flags.vcpu !== undefined ? { vcpu: parseVcpu(flags.vcpu) } : {}),
         ...(flags.memory !== undefined
           ? { memoryMib: parseMemoryMiB(flags.memory) }

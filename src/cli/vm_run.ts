@@ -82,7 +82,7 @@ export async function planVmRun(
     throw new RangeError('Invalid command: nothing follows "--"');
   }
   const kernel = flags.kernel === undefined
-    ? undefined
+    ? config.defaultKernel
     : validateKernelName(flags.kernel, "--kernel");
   if (flags.timings !== undefined) await checkOutputFile(flags.timings);
   const repo = path === undefined ? undefined : await inspectRepo(path);

@@ -47,3 +47,23 @@ Deno.test("planVmRun() refuses a --kernel that is not a kernel name", async () =
   );
   deepStrictEqual(plan.kernel, "fc-6.1");
 });
+
+Deno.test("planVmRun() boots default_kernel unless --kernel names another", async () => {
+  const withDefault = parseConfig('default_kernel = "fc-6.1"\n', {
+    cpus: 8,
+    memoryMib: 16384,
+  });
+  const plain = await planVmRun(undefined, ["true"], {}, withDefault);
+  deepStrictEqual(plain.kernel, "fc-6.1");
+  const chosen = await planVmRun(
+    undefined,
+    ["true"],
+    { kernel: "other" },
+    withDefault,
+  );
+  deepStrictEqual(chosen.kernel, "other");
+  deepStrictEqual(
+    (await planVmRun(undefined, ["true"], {}, config)).kernel,
+    undefined,
+  );
+});

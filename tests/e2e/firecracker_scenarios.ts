@@ -305,13 +305,15 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
 
       // Boots the kernel with the workspace and returns the guest's kernel
       // command line, after checking what every driver must give.
-      const bootFcKernel = async (driver: string): Promise<string> => {
+      const bootFcKernel = async (
+        driver: string,
+        kernelFlags: string[],
+      ): Promise<string> => {
         const run = await s.banger([
           "vm",
           "run",
           "--rm",
-          "--kernel",
-          "fc-6.1",
+          ...kernelFlags,
           repo,
           "--",
           "sh",
@@ -330,9 +332,15 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
         return cmdline ?? "";
       };
 
-      // Under QEMU first: without an initrd nothing resolves root=LABEL=,
-      // so banger names the device.
-      const qemuCmdline = await bootFcKernel("QEMU");
+      // Under QEMU first, chosen by default_kernel rather than --kernel:
+      // without an initrd nothing resolves root=LABEL=, so banger names the
+      // device.
+      await Deno.mkdir(join(s.root, "etc/banger"), { recursive: true });
+      await Deno.writeTextFile(
+        join(s.root, "etc/banger/config.toml"),
+        'default_kernel = "fc-6.1"\n',
+      );
+      const qemuCmdline = await bootFcKernel("QEMU", []);
       check(
         qemuCmdline.includes("root=/dev/vda") &&
           !qemuCmdline.includes("root=LABEL="),
@@ -344,7 +352,10 @@ export const FIRECRACKER_SCENARIOS: Record<string, ScenarioDef> = {
       // the root device there, and banger adds reboot=k for it.
       await s.banger(["daemon", "stop"], { expectCode: 0 });
       await useStandin(s);
-      const fcCmdline = await bootFcKernel("Firecracker");
+      const fcCmdline = await bootFcKernel("Firecracker", [
+        "--kernel",
+        "fc-6.1",
+      ]);
       check(
         fcCmdline.includes("root=/dev/vda rw") &&
           fcCmdline.includes("reboot=k"),
