@@ -6,7 +6,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
-import { parseSizeMiB } from "./util/size.ts";
+import { MAX_DISK_MIB, MIN_MEMORY_MIB, parseSizeMiB } from "./util/size.ts";
 import { KernelNameSchema } from "./protocol/kernel.ts";
 
 const sizeString = z.union([z.string(), z.number().int().positive()]);
@@ -40,7 +40,6 @@ export const ConfigFileSchema = z.strictObject({
     vcpu: z.number().int().positive().max(64).optional(),
     memory_mib: z.number().int().positive().optional(),
     disk_size: sizeString.optional(),
-    system_overlay_size: sizeString.optional(),
   }).optional(),
   file_sync: z.array(z.strictObject({
     host: z.string().min(1),
@@ -159,9 +158,22 @@ export function parseConfig(
   const disk = d.disk_size === undefined
     ? { value: DEFAULTS.diskMib, from: "built-in" as const }
     : {
-      value: sizeKey(String(d.disk_size), "vm_defaults.disk_size", file),
+      value: sizeKey(String(d.disk_size), "vm_defaults.disk_size", file, {
+        mib: MAX_DISK_MIB,
+        why: "the largest ext4 disk",
+      }),
       from: "config" as const,
     };
+  // The same bounds as --memory, so a default can never fail a boot that
+  // the flag would have refused up front.
+  if (
+    d.memory_mib !== undefined &&
+    (d.memory_mib < MIN_MEMORY_MIB || d.memory_mib > host.memoryMib)
+  ) {
+    throw new ConfigError(
+      `Invalid "vm_defaults.memory_mib" in "${file}": must be ${MIN_MEMORY_MIB} to ${host.memoryMib} (MiB; this host's memory is the most)`,
+    );
+  }
   const cidr = c.cidr ?? DEFAULTS.cidr;
   const bridgeIp = c.bridge_ip ?? DEFAULTS.bridgeIp;
   return {
@@ -202,9 +214,14 @@ export function parseConfig(
   };
 }
 
-function sizeKey(text: string, key: string, file: string): number {
+function sizeKey(
+  text: string,
+  key: string,
+  file: string,
+  max?: { mib: number; why: string },
+): number {
   try {
-    return parseSizeMiB(text, key);
+    return parseSizeMiB(text, key, max);
   } catch (error) {
     throw new ConfigError(
       `Invalid "${key}" in "${file}": ${(error as Error).message}`,

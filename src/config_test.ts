@@ -41,6 +41,13 @@ Deno.test("parseConfig() names the key and the problem, never falling back", () 
     ['surprise = "x"', '"surprise" in "config.toml": unknown key'],
     ['[vm_defaults]\ndisk_size = "0G"', '"vm_defaults.disk_size"'],
     ["[vm_defaults]\nlaser = 1", '"vm_defaults.laser"'],
+    [
+      '[vm_defaults]\ndisk_size = "20000G"',
+      '"vm_defaults.disk_size" in "config.toml": Invalid vm_defaults.disk_size "20000G": at most 16384G',
+    ],
+    ["[vm_defaults]\nmemory_mib = 999999", '"vm_defaults.memory_mib"'],
+    ["[vm_defaults]\nmemory_mib = 1", "must be 256 to 32768"],
+    ['[vm_defaults]\nsystem_overlay_size = "abc"', "unknown key"],
     ['bridge_name = "eth0"', '"bridge_name"'],
     ['cidr = "not-a-net"', '"cidr"'],
     ["vmm = ", 'Cannot read "config.toml"'],

@@ -261,6 +261,9 @@ export function outputPaths(args: readonly string[]): string[] {
 
 /** Chooses the role from the first argument. */
 export function roleOf(args: readonly string[]): Role {
+  // `banger daemon --help` asks for help, which the CLI gives; it must not
+  // start a daemon in the foreground.
+  if (args.some((a) => a === "--help" || a === "-h")) return "cli";
   if (args[0] === "daemon" && args[1] !== "stop") return "daemon";
   if (args[0] === "helper") return "helper";
   return "cli";

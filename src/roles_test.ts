@@ -11,6 +11,12 @@ Deno.test("roleOf() picks the role from the first argument only", () => {
   deepStrictEqual(roleOf(["vm", "run", "--", "daemon"]), "cli");
 });
 
+Deno.test("roleOf() leaves help to the CLI, so daemon --help starts no daemon", () => {
+  deepStrictEqual(roleOf(["daemon", "--help"]), "cli");
+  deepStrictEqual(roleOf(["daemon", "-h"]), "cli");
+  deepStrictEqual(roleOf(["helper", "--help"]), "cli");
+});
+
 Deno.test("outputPaths() takes output files before -- only", () => {
   deepStrictEqual(
     outputPaths([

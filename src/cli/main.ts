@@ -23,6 +23,7 @@ import {
 import { RpcError } from "../protocol/envelope.ts";
 import type { Launcher } from "../roles.ts";
 import { sshArgs } from "../ssh/options.ts";
+import { shellJoin } from "../ssh/quote.ts";
 import { controlPath } from "../ssh/control.ts";
 import { VERSION } from "../version.ts";
 import { DaemonClient, isSystemInstall } from "./daemon_client.ts";
@@ -208,11 +209,16 @@ export async function cliMain(
     .option("-f, --follow", "keep printing as the console grows")
     .action(async (ref: string, flags: { follow?: boolean }) => {
       const info = await daemon.call("vm.get", { ref }, VmInfoSchema);
-      await printConsole(`${info.dir}/console.log`, flags.follow ?? false);
+      await printConsole(
+        info.name,
+        `${info.dir}/console.log`,
+        flags.follow ?? false,
+      );
     });
 
   vm.command("ssh").description(
-    "open an ssh session in a VM (arguments after -- go to ssh's remote command)",
+    "open an ssh session in a VM, or run the command after -- there (its\n" +
+      "arguments arrive exactly as given, as with vm run; exit status verbatim)",
   )
     .argument("<vm>")
     .action(async (ref: string) => {
@@ -226,7 +232,9 @@ export async function cliMain(
       const child = new Deno.Command("ssh", {
         args: [
           ...sshArgs(ssh, { name: info.name, ip: info.ip, tty, batch: false }),
-          ...(passthrough ?? []),
+          // One quoted string: ssh would join the words with spaces and the
+          // guest's shell would split them again.
+          ...(passthrough === undefined ? [] : [shellJoin(passthrough)]),
         ],
         stdin: "inherit",
         stdout: "inherit",
@@ -405,23 +413,42 @@ function reportError(error: unknown): number {
   return 1;
 }
 
-async function printConsole(path: string, follow: boolean): Promise<void> {
+async function printConsole(
+  name: string,
+  path: string,
+  follow: boolean,
+): Promise<void> {
   let offset = 0;
+  let inode: number | null = null;
+  let said = false;
   const buffer = new Uint8Array(64 * 1024);
   while (true) {
-    const file = await Deno.open(path, { read: true });
-    try {
-      await file.seek(offset, Deno.SeekMode.Start);
-      while (true) {
-        const n = await file.read(buffer);
-        if (n === null) break;
-        offset += n;
-        await Deno.stdout.write(buffer.subarray(0, n));
+    const stat = await Deno.stat(path).catch(() => undefined);
+    if (stat === undefined) {
+      // Never started: no console yet. A follow waits for the first boot.
+      if (!said) {
+        note(`banger: VM "${name}" has no console output yet: it never booted`);
+        said = true;
       }
-    } finally {
-      file.close();
+      if (!follow) return;
+    } else {
+      // Each start writes a new console file: follow it from its start.
+      if (stat.ino !== inode || stat.size < offset) offset = 0;
+      inode = stat.ino;
+      const file = await Deno.open(path, { read: true });
+      try {
+        await file.seek(offset, Deno.SeekMode.Start);
+        while (true) {
+          const n = await file.read(buffer);
+          if (n === null) break;
+          offset += n;
+          await Deno.stdout.write(buffer.subarray(0, n));
+        }
+      } finally {
+        file.close();
+      }
+      if (!follow) return;
     }
-    if (!follow) return;
     await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -89,6 +89,20 @@ export async function planVmRun(
   const files = repo
     ? await listWorkspaceFiles(repo, flags.includeUntracked ?? false)
     : undefined;
+  // The command runs in the path's place in the copy, which exists only if
+  // something under it is copied.
+  if (repo && files && repo.relative !== "") {
+    const under = `${repo.relative}/`;
+    if (!files.files.some((f) => f.startsWith(under))) {
+      throw new RangeError(
+        `Cannot use "${path}" as a workspace: nothing under it would be copied (no ${
+          flags.includeUntracked ? "" : "tracked "
+        }files${
+          flags.includeUntracked ? " that git does not ignore" : ""
+        }), so the command would have no directory to run in`,
+      );
+    }
+  }
   return {
     name,
     image: flags.image ?? config.defaultImage,

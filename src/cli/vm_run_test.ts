@@ -67,3 +67,31 @@ Deno.test("planVmRun() boots default_kernel unless --kernel names another", asyn
     undefined,
   );
 });
+
+Deno.test("planVmRun() refuses a subdirectory with nothing to copy under it", async () => {
+  const dir = await Deno.makeTempDir();
+  const git = (...args: string[]) =>
+    new Deno.Command("git", {
+      args: ["-C", dir, "-c", "user.name=t", "-c", "user.email=t@t", ...args],
+    }).output();
+  await git("init", "-q");
+  await Deno.writeTextFile(join(dir, "top.txt"), "tracked\n");
+  await Deno.mkdir(join(dir, "sub"));
+  await Deno.writeTextFile(join(dir, "sub", "new.txt"), "untracked\n");
+  await git("add", "top.txt");
+  await git("commit", "-q", "-m", "one");
+  const sub = join(dir, "sub");
+  await rejects(
+    planVmRun(sub, ["pwd"], {}, config),
+    { message: /^Cannot use ".*\/sub" as a workspace: nothing under it/ },
+  );
+  // With the untracked file included there is a directory to run in.
+  const plan = await planVmRun(
+    sub,
+    ["pwd"],
+    { includeUntracked: true },
+    config,
+  );
+  deepStrictEqual(plan.files?.files, ["sub/new.txt", "top.txt"]);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -295,10 +295,11 @@ export class VmService {
     return await this.#batch(refs, async (id) => {
       const row = this.#row(id);
       this.#refuseCreating(row, "restart");
-      if (row.state !== "stopped" || this.#hasHandles(row)) {
-        await this.#shutdown(row, { kind: "stop" }, ctx.log);
-      }
+      // Like systemctl, a restart of a stopped VM starts it; it says so.
+      const wasUp = row.state !== "stopped" || this.#hasHandles(row);
+      if (wasUp) await this.#shutdown(row, { kind: "stop" }, ctx.log);
       await this.#start(id, ctx);
+      if (!wasUp) return "started (it was stopped)";
     });
   }
 
@@ -977,6 +978,15 @@ export class VmService {
         throw new RpcError(
           "already_exists",
           `Cannot create VM "${params.name}": name is already taken by a ${existing.state} VM`,
+        );
+      }
+      // Names are looked up before ids, so this name would hide that VM
+      // from every command that names it by id (prune does).
+      const shadowed = db.vmById(params.name);
+      if (shadowed) {
+        throw new RpcError(
+          "already_exists",
+          `Cannot create VM "${params.name}": it is the id of VM "${shadowed.name}"`,
         );
       }
     }

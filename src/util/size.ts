@@ -33,6 +33,7 @@ export function parseSizeMiB(
   text: string,
   what: string,
   max?: { mib: number; why: string },
+  min?: { mib: number; why: string },
 ): number {
   const match = text.trim().match(/^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/);
   const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
@@ -50,6 +51,11 @@ export function parseSizeMiB(
   if (mib <= 0) {
     throw new RangeError(`Invalid ${what} "${text}": must be positive`);
   }
+  if (min && mib < min.mib) {
+    throw new RangeError(
+      `Invalid ${what} "${text}": at least ${formatMiB(min.mib)} (${min.why})`,
+    );
+  }
   if (max && mib > max.mib) {
     throw new RangeError(
       `Invalid ${what} "${text}": at most ${formatMiB(max.mib)} (${max.why})`,
@@ -57,6 +63,12 @@ export function parseSizeMiB(
   }
   return mib;
 }
+
+/**
+ * The least guest memory: the kernel must hold its initrd (about 6 MiB)
+ * and systemd and sshd must start.
+ */
+export const MIN_MEMORY_MIB = 256;
 
 /** The largest work disk: ext4's limit with 4 KiB blocks, 16 TiB. */
 export const MAX_DISK_MIB = 16 * 1024 * 1024;
@@ -67,7 +79,12 @@ export const MAX_DISK_MIB = 16 * 1024 * 1024;
  */
 export function parseMemoryMiB(text: string, what = "--memory"): number {
   const hostMib = Math.floor(Deno.systemMemoryInfo().total / (1024 * 1024));
-  return parseSizeMiB(text, what, { mib: hostMib, why: "this host's memory" });
+  return parseSizeMiB(
+    text,
+    what,
+    { mib: hostMib, why: "this host's memory" },
+    { mib: MIN_MEMORY_MIB, why: "what a Debian guest needs to boot" },
+  );
 }
 
 /** Parses a work disk size, at most {@linkcode MAX_DISK_MIB}. */

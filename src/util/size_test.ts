@@ -53,6 +53,12 @@ Deno.test("parseMemoryMiB() and parseDiskMiB() refuse sizes no VM here could hav
     new RegExp(`Invalid --memory "${hostMib + 1}M": at most`),
   );
   assert.throws(() => parseMemoryMiB("100T"), /this host's memory/);
+  // Too little for the guest to boot: refused up front, not by QEMU.
+  assert.throws(
+    () => parseMemoryMiB("1"),
+    /Invalid --memory "1": at least 256M \(what a Debian guest needs to boot\)/,
+  );
+  assert.equal(parseMemoryMiB("256M"), 256);
   assert.equal(parseDiskMiB("8G"), 8192);
   assert.throws(() => parseDiskMiB("17T"), /largest ext4 disk/);
 });

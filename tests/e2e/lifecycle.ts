@@ -39,7 +39,7 @@ async function show(s: Scenario, name: string): Promise<Vm> {
 
 /** Runs `command` in the guest through `vm ssh`; returns trimmed stdout. */
 async function guest(s: Scenario, name: string, command: string) {
-  const out = await s.banger(["vm", "ssh", name, "--", command], {
+  const out = await s.banger(["vm", "ssh", name, "--", "sh", "-c", command], {
     expectCode: 0,
   });
   return out.stdout.trim();
@@ -94,6 +94,37 @@ export const LIFECYCLE_SCENARIOS: Record<string, ScenarioDef> = {
       const token = crypto.randomUUID();
       // No sync here: vm stop has to flush it.
       await guest(s, "keeper", `echo ${token} > /root/token.txt`);
+      // vm ssh -- cmd: arguments arrive as given, the status comes back.
+      const status = await s.banger([
+        "vm",
+        "ssh",
+        "keeper",
+        "--",
+        "sh",
+        "-c",
+        "exit 42",
+      ]);
+      check(
+        status.code === 42,
+        `vm ssh -- sh -c 'exit 42' gave ${status.code}`,
+      );
+      const words = await s.banger([
+        "vm",
+        "ssh",
+        "keeper",
+        "--",
+        "printf",
+        "[%s]",
+        "a b",
+        `c"d`,
+        "e'f",
+        "$HOME",
+        "|",
+      ], { expectCode: 0 });
+      check(
+        words.stdout === `[a b][c"d][e'f][$HOME][|]`,
+        `vm ssh passed the arguments as ${words.stdout}`,
+      );
       const stop = await s.banger(["vm", "stop", "keeper"], { expectCode: 0 });
       check(stop.stdout.includes("keeper: stopped"), "stop did not report");
       // A clean power-off, the opposite of what the kill scenario checks.
@@ -323,7 +354,7 @@ export const LIFECYCLE_SCENARIOS: Record<string, ScenarioDef> = {
       );
       const vm = await create(s, ["--name", "sleepy"]);
       // A session longer than the limit keeps the VM in use throughout.
-      await s.banger(["vm", "ssh", "sleepy", "--", `sleep ${limit + 10}`], {
+      await s.banger(["vm", "ssh", "sleepy", "--", "sleep", `${limit + 10}`], {
         expectCode: 0,
       });
       const during = await show(s, "sleepy");

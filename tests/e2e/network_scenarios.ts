@@ -260,9 +260,12 @@ export const NETWORK_SCENARIOS: Record<string, ScenarioDef> = {
       );
 
       // A guest HTTP server gets a link that works from the host.
-      await s.banger(["vm", "ssh", "web", "--", GUEST_HTTP_SERVER], {
-        expectCode: 0,
-      });
+      await s.banger(
+        ["vm", "ssh", "web", "--", "sh", "-c", GUEST_HTTP_SERVER],
+        {
+          expectCode: 0,
+        },
+      );
       // The server binds its port a moment after the ssh that started it
       // returns (perl starts slowly under TCG): ask until it listens.
       const httpLink = /^web\.vm:8080\s+tcp\s+perl\s+http:\/\/web\.vm:8080\/$/m;

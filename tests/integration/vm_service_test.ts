@@ -269,6 +269,12 @@ Deno.test("create() refuses a taken name and an invalid one, creating nothing", 
       vms.create({ name: "Bad_Name" }, ctx),
       /Invalid VM name "Bad_Name"/,
     );
+    // A name equal to another VM's id would hide that VM from id lookups.
+    const id = env.db.listVms()[0]!.id;
+    await assert.rejects(
+      vms.create({ name: id }, ctx),
+      new RegExp(`Cannot create VM "${id}": it is the id of VM "taken"`),
+    );
     assert.equal(env.db.listVms().length, 1);
   } finally {
     await env.close();
