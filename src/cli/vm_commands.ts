@@ -22,6 +22,7 @@ import {
 import { formatMiB, parseDiskMiB, parseMemoryMiB } from "../util/size.ts";
 import { validateVmName } from "../util/names.ts";
 import { validateKernelName } from "../protocol/kernel.ts";
+import { RpcError } from "../protocol/envelope.ts";
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, printError, Progress } from "./output.ts";
 
@@ -58,6 +59,31 @@ export function reportBatch(results: BatchResult, done: string): number {
     }
   }
   return status;
+}
+
+/**
+ * Awaits a create call; when its kernel came from `default_kernel` rather
+ * than `--kernel`, a "kernel not found" answer says so.
+ */
+export async function withKernelSource<T>(
+  call: Promise<T>,
+  fromConfig: boolean,
+): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    if (
+      fromConfig && error instanceof RpcError && error.code === "not_found" &&
+      error.message.startsWith("Cannot find kernel")
+    ) {
+      throw new RpcError(
+        error.code,
+        `${error.message}; it is default_kernel in config.toml`,
+        error.op,
+      );
+    }
+    throw error;
+  }
 }
 
 /** Parses a vcpu flag: a whole number from 1 to 64. */
@@ -180,11 +206,14 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
       };
       const progress = new Progress(flags.json ?? false);
       try {
-        const created = await daemon.call(
-          "vm.create",
-          params,
-          VmCreateResultSchema,
-          { onProgress: (p) => progress.update(p.stage, p.detail) },
+        const created = await withKernelSource(
+          daemon.call(
+            "vm.create",
+            params,
+            VmCreateResultSchema,
+            { onProgress: (p) => progress.update(p.stage, p.detail) },
+          ),
+          kernel !== undefined && flags.kernel === undefined,
         );
         const v = created.vm;
         progress.done(

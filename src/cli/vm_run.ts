@@ -23,7 +23,7 @@ import {
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, Progress } from "./output.ts";
 import { withActivity } from "./activity.ts";
-import { parseVcpu } from "./vm_commands.ts";
+import { parseVcpu, withKernelSource } from "./vm_commands.ts";
 
 /** Flags of `vm run` as commander hands them over. */
 export interface VmRunFlags {
@@ -45,6 +45,8 @@ export interface VmRunPlan {
   name: string | undefined;
   image: string;
   kernel: string | undefined;
+  /** The kernel is default_kernel from config.toml, not --kernel. */
+  kernelFromConfig: boolean;
   vcpu: number;
   memoryMib: number;
   diskMib: number;
@@ -107,6 +109,7 @@ export async function planVmRun(
     name,
     image: flags.image ?? config.defaultImage,
     kernel,
+    kernelFromConfig: flags.kernel === undefined && kernel !== undefined,
     vcpu,
     memoryMib,
     diskMib,
@@ -198,20 +201,23 @@ export async function executeVmRun(
     mark = now;
   };
   try {
-    const created = await daemon.call(
-      "vm.create",
-      {
-        ...(plan.name ? { name: plan.name } : {}),
-        image: plan.image,
-        ...(plan.kernel ? { kernel: plan.kernel } : {}),
-        vcpu: plan.vcpu,
-        memoryMib: plan.memoryMib,
-        diskMib: plan.diskMib,
-        ...(plan.repo ? { workspace: GUEST_REPO_PATH } : {}),
-        ...(plan.nat ? { nat: true } : {}),
-      },
-      VmCreateResultSchema,
-      { onProgress: (p) => progress.update(p.stage, p.detail) },
+    const created = await withKernelSource(
+      daemon.call(
+        "vm.create",
+        {
+          ...(plan.name ? { name: plan.name } : {}),
+          image: plan.image,
+          ...(plan.kernel ? { kernel: plan.kernel } : {}),
+          vcpu: plan.vcpu,
+          memoryMib: plan.memoryMib,
+          diskMib: plan.diskMib,
+          ...(plan.repo ? { workspace: GUEST_REPO_PATH } : {}),
+          ...(plan.nat ? { nat: true } : {}),
+        },
+        VmCreateResultSchema,
+        { onProgress: (p) => progress.update(p.stage, p.detail) },
+      ),
+      plan.kernelFromConfig,
     );
     vm = created.vm;
     Object.assign(timings, created.timings);
@@ -221,7 +227,8 @@ export async function executeVmRun(
     const target = { name: vm.name, ip: vm.ip };
     const sshBase = sshArgs(ssh, target);
     if (plan.repo && plan.files) {
-      progress.update("workspace", `${plan.files.files.length} files`);
+      const count = plan.files.files.length;
+      progress.update("workspace", `${count} file${count === 1 ? "" : "s"}`);
       await copyWorkspace(plan.repo, plan.files, {
         program: "ssh",
         args: sshBase,

@@ -148,6 +148,14 @@ export class VmService {
       ? db.listVms().filter((row) => row.id.startsWith(ref))
       : [];
     if (byPrefix.length === 1) return byPrefix[0]!;
+    if (byPrefix.length > 1) {
+      throw new RpcError(
+        "not_found",
+        `Cannot find VM "${ref}": the id prefix matches ${byPrefix.length} VMs (${
+          byPrefix.map((row) => row.name).join(", ")
+        }); give more of the id or the name`,
+      );
+    }
     throw new RpcError("not_found", `Cannot find VM "${ref}": no such VM`);
   }
 
