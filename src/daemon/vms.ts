@@ -273,7 +273,15 @@ export class VmService {
         return "already stopped";
       }
       this.#refuseCreating(row, "stop");
-      await this.#shutdown(row, { kind: "stop" }, ctx.log);
+      const { guestUnreachable } = await this.#shutdown(
+        row,
+        { kind: "stop" },
+        ctx.log,
+      );
+      // The user should know the guest got no chance to sync.
+      if (guestUnreachable) {
+        return "stopped without a sync: the guest did not answer ssh, so its VMM was ended";
+      }
     });
   }
 
@@ -713,7 +721,8 @@ export class VmService {
       | { kind: "kill"; signal: string }
       | { kind: "force" },
     log: Logger,
-  ): Promise<void> {
+  ): Promise<{ guestUnreachable: boolean }> {
+    let guestUnreachable = false;
     const dir = this.#dir(row.id);
     const handles = await this.#loadHandles(row);
     const pid = handles?.pid || row.pid || await this.#findVmmPid(dir);
@@ -731,6 +740,7 @@ export class VmService {
             this.o.vmm.guestStop ?? "poweroff",
           );
           if (!asked) {
+            guestUnreachable = true;
             log.info("guest unreachable over ssh; ending the VMM", {
               vm: row.name,
             });
@@ -809,6 +819,7 @@ export class VmService {
       throw joinFailures(`Cannot stop VM "${row.name}" cleanly`, last);
     }
     log.info("stopped", { vm: row.name, how: how.kind });
+    return { guestUnreachable };
   }
 
   async #destroy(id: string, log: Logger): Promise<string | void> {

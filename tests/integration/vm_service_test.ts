@@ -103,6 +103,8 @@ function fakeGuest(
     },
     powerOff(target) {
       calls.push(`poweroff ${target.name}`);
+      // A guest named mute-* never answers ssh.
+      if (target.name.startsWith("mute")) return Promise.resolve(false);
       // The guest powering off makes its VMM exit.
       for (const pid of vmm.alive) vmm.alive.delete(pid);
       return Promise.resolve(true);
@@ -626,6 +628,21 @@ Deno.test("a --nat VM has NAT rules only while it runs, also across a daemon res
     assert.deepEqual([...env.net.nat], [vm.tap]);
     await vms.delete(["outbound"], silent);
     assert.deepEqual([...env.net.nat], []);
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("stop() of a guest that does not answer ssh ends its VMM and says it could not sync", async () => {
+  const env = await setup();
+  try {
+    const vms = env.service();
+    await vms.create({ name: "mute-vm" }, ctx);
+    const [result] = await vms.stop(["mute-vm"], ctx);
+    assert.equal(result?.ok, true);
+    assert.match(result?.detail ?? "", /^stopped without a sync: /);
+    assert.equal(vms.get("mute-vm").state, "stopped");
+    assert.equal(env.vmm.alive.size, 0);
   } finally {
     await env.close();
   }
