@@ -44,6 +44,19 @@ const median = (xs: number[]) => {
     ? sorted[mid]!
     : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
+/** The stages `vm run --timings` reports, in order. */
+const STAGES = [
+  "image",
+  "disks",
+  "network",
+  "vmm",
+  "boot",
+  "ssh",
+  "workspace",
+  "command",
+  "teardown",
+];
+
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await fn();
@@ -59,39 +72,13 @@ try {
   await s.banger(["vm", "run", "--rm", "--", "true"], { expectCode: 0 });
 
   // 1. vm run --rm -- true against a bare QEMU boot.
-  const runTimes: number[] = [];
-  const stageRuns: Record<string, number>[] = [];
-  for (let i = 0; i < runs; i++) {
-    progress(`vm run --rm -- true (${i + 1}/${runs})`);
-    const file = join(work, `timings-${i}.json`);
-    runTimes.push(
-      await timed(() =>
-        s.banger(["vm", "run", "--rm", "--timings", file, "--", "true"], {
-          expectCode: 0,
-        })
-      ),
-    );
-    stageRuns.push(JSON.parse(await Deno.readTextFile(file)));
-  }
+  const { times: runTimes, stageRuns } = await vmRunTrue([]);
   const bareTimes: number[] = [];
   for (let i = 0; i < runs; i++) {
     progress(`bare QEMU boot to ssh (${i + 1}/${runs})`);
     bareTimes.push(await bareBoot(i));
   }
-  const stages = [
-    "image",
-    "disks",
-    "network",
-    "vmm",
-    "boot",
-    "ssh",
-    "workspace",
-    "command",
-    "teardown",
-  ];
-  const stageMedians = Object.fromEntries(
-    stages.map((st) => [st, median(stageRuns.map((r) => r[st] ?? 0))]),
-  );
+  const stageMedians = medianStages(stageRuns);
   results.vmRun = {
     bangerMs: median(runTimes),
     bareQemuMs: median(bareTimes),
@@ -113,35 +100,15 @@ try {
     await s.banger(["kernel", "import", "fc-6.1", FC_GUEST_KERNEL], {
       expectCode: 0,
     });
-    const fcTimes: number[] = [];
-    const fcStageRuns: Record<string, number>[] = [];
-    for (let i = 0; i < runs; i++) {
-      progress(`vm run --rm --kernel fc-6.1 -- true (${i + 1}/${runs})`);
-      const file = join(work, `timings-fc-${i}.json`);
-      fcTimes.push(
-        await timed(() =>
-          s.banger([
-            "vm",
-            "run",
-            "--rm",
-            "--kernel",
-            "fc-6.1",
-            "--timings",
-            file,
-            "--",
-            "true",
-          ], { expectCode: 0 })
-        ),
-      );
-      fcStageRuns.push(JSON.parse(await Deno.readTextFile(file)));
-    }
+    const { times: fcTimes, stageRuns: fcStageRuns } = await vmRunTrue([
+      "--kernel",
+      "fc-6.1",
+    ]);
     results.fcKernelRun = {
       bangerMs: median(fcTimes),
       imageKernelMs: median(runTimes),
       ratio: median(fcTimes) / median(runTimes),
-      stagesMs: Object.fromEntries(
-        stages.map((st) => [st, median(fcStageRuns.map((r) => r[st] ?? 0))]),
-      ),
+      stagesMs: medianStages(fcStageRuns),
       allMs: fcTimes,
     };
     rows.push([
@@ -309,6 +276,47 @@ console.log(
 );
 await Deno.writeTextFile(outFile, JSON.stringify(results, null, 2) + "\n");
 console.log(`bench: results written to ${outFile}`);
+
+/** Each stage's median over several runs' timings. */
+function medianStages(
+  stageRuns: Record<string, number>[],
+): Record<string, number> {
+  return Object.fromEntries(
+    STAGES.map((st) => [st, median(stageRuns.map((r) => r[st] ?? 0))]),
+  );
+}
+
+/**
+ * Times `runs` runs of `vm run --rm <flags> -- true`, each with the stage
+ * timings banger wrote for it.
+ */
+async function vmRunTrue(flags: string[]) {
+  const times: number[] = [];
+  const stageRuns: Record<string, number>[] = [];
+  for (let i = 0; i < runs; i++) {
+    const label = ["vm run --rm", ...flags, "-- true"].join(" ");
+    progress(`${label} (${i + 1}/${runs})`);
+    const file = join(work, `timings-${crypto.randomUUID().slice(0, 8)}.json`);
+    times.push(
+      await timed(() =>
+        s.banger([
+          "vm",
+          "run",
+          "--rm",
+          ...flags,
+          "--timings",
+          file,
+          "--",
+          "true",
+        ], {
+          expectCode: 0,
+        })
+      ),
+    );
+    stageRuns.push(JSON.parse(await Deno.readTextFile(file)));
+  }
+  return { times, stageRuns };
+}
 
 /** Resident memory of `pid` in KiB. */
 async function rssKib(pid: number): Promise<number> {
