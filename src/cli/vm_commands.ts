@@ -61,6 +61,29 @@ export function reportBatch(results: BatchResult, done: string): number {
   return status;
 }
 
+/** The kernel a new VM boots, and whether config.toml chose it. */
+export interface KernelChoice {
+  kernel: string | undefined;
+  /** The kernel is default_kernel from config.toml, not --kernel. */
+  fromConfig: boolean;
+}
+
+/**
+ * `--kernel` when given (checked as a kernel name), else `default_kernel`
+ * from config.toml, else none (the image's own).
+ */
+export function chooseKernel(
+  flag: string | undefined,
+  config: Config,
+): KernelChoice {
+  return flag === undefined
+    ? {
+      kernel: config.defaultKernel,
+      fromConfig: config.defaultKernel !== undefined,
+    }
+    : { kernel: validateKernelName(flag, "--kernel"), fromConfig: false };
+}
+
 /**
  * Awaits a create call; when its kernel came from `default_kernel` rather
  * than `--kernel`, a "kernel not found" answer says so.
@@ -185,9 +208,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
       json?: boolean;
     }) => {
       // Everything is checked before the daemon is asked for anything.
-      const kernel = flags.kernel === undefined
-        ? config.defaultKernel
-        : validateKernelName(flags.kernel, "--kernel");
+      const { kernel, fromConfig } = chooseKernel(flags.kernel, config);
       const params = {
         ...(flags.name !== undefined
           ? { name: validateVmName(flags.name) }
@@ -213,7 +234,7 @@ export function addVmLifecycleCommands(vm: Command, deps: VmCommandDeps): void {
             VmCreateResultSchema,
             { onProgress: (p) => progress.update(p.stage, p.detail) },
           ),
-          kernel !== undefined && flags.kernel === undefined,
+          fromConfig,
         );
         const v = created.vm;
         progress.done(

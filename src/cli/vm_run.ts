@@ -6,8 +6,11 @@
  */
 import { dirname, resolve } from "node:path";
 import type { Config } from "../config.ts";
-import { validateKernelName } from "../protocol/kernel.ts";
-import { VmCreateResultSchema, type VmInfo } from "../protocol/daemon.ts";
+import {
+  CREATE_STAGES,
+  VmCreateResultSchema,
+  type VmInfo,
+} from "../protocol/daemon.ts";
 import { BatchResultSchema } from "../protocol/daemon.ts";
 import { shellJoin } from "../ssh/quote.ts";
 import { sshArgs, type SshIdentity } from "../ssh/options.ts";
@@ -23,7 +26,7 @@ import {
 import type { DaemonClient } from "./daemon_client.ts";
 import { note, out, Progress } from "./output.ts";
 import { withActivity } from "./activity.ts";
-import { parseVcpu, withKernelSource } from "./vm_commands.ts";
+import { chooseKernel, parseVcpu, withKernelSource } from "./vm_commands.ts";
 
 /** Flags of `vm run` as commander hands them over. */
 export interface VmRunFlags {
@@ -39,6 +42,18 @@ export interface VmRunFlags {
   dryRun?: boolean;
   timings?: string;
 }
+
+/**
+ * The stages `vm run --timings` reports, in order: the create's, then the
+ * run's own.
+ */
+export const VM_RUN_STAGES = [
+  ...CREATE_STAGES,
+  "workspace",
+  "command",
+  "teardown",
+] as const;
+type VmRunStage = typeof VM_RUN_STAGES[number];
 
 /** A validated `vm run` request: nothing is created before this exists. */
 export interface VmRunPlan {
@@ -83,9 +98,10 @@ export async function planVmRun(
   if (command !== undefined && command.length === 0) {
     throw new RangeError('Invalid command: nothing follows "--"');
   }
-  const kernel = flags.kernel === undefined
-    ? config.defaultKernel
-    : validateKernelName(flags.kernel, "--kernel");
+  const { kernel, fromConfig: kernelFromConfig } = chooseKernel(
+    flags.kernel,
+    config,
+  );
   if (flags.timings !== undefined) await checkOutputFile(flags.timings);
   const repo = path === undefined ? undefined : await inspectRepo(path);
   const files = repo
@@ -109,7 +125,7 @@ export async function planVmRun(
     name,
     image: flags.image ?? config.defaultImage,
     kernel,
-    kernelFromConfig: flags.kernel === undefined && kernel !== undefined,
+    kernelFromConfig,
     vcpu,
     memoryMib,
     diskMib,
@@ -195,7 +211,7 @@ export async function executeVmRun(
   const timings: Record<string, number> = {};
   const started = performance.now();
   let mark = started;
-  const lap = (stage: string) => {
+  const lap = (stage: VmRunStage) => {
     const now = performance.now();
     timings[stage] = Math.round(now - mark);
     mark = now;

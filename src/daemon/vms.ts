@@ -19,6 +19,8 @@ import type { Config, Sourced } from "../config.ts";
 import { type Paths, vmmSocket } from "../paths.ts";
 import {
   type BatchResult,
+  CREATE_STAGES,
+  type CreateStage,
   type KILL_SIGNALS,
   type VmCreateParams,
   type VmInfo,
@@ -66,16 +68,7 @@ import { ROOT_LABEL } from "../image/guest_files.ts";
 
 export { runAll };
 
-/** Stages of a create, in order, as users see them in progress output. */
-export const CREATE_STAGES = [
-  "image",
-  "disks",
-  "network",
-  "vmm",
-  "boot",
-  "ssh",
-] as const;
-export type CreateStage = typeof CREATE_STAGES[number];
+export { CREATE_STAGES, type CreateStage };
 
 /** How long a stopping guest gets to power itself off before the VMM ends. */
 const STOP_GRACE_MS = 30_000;

@@ -68,6 +68,17 @@ export const VmCreateParamsSchema = z.strictObject({
 });
 export type VmCreateParams = z.infer<typeof VmCreateParamsSchema>;
 
+/** Stages of a create, in order, as users see them in progress output. */
+export const CREATE_STAGES = [
+  "image",
+  "disks",
+  "network",
+  "vmm",
+  "boot",
+  "ssh",
+] as const;
+export type CreateStage = typeof CREATE_STAGES[number];
+
 /** Milliseconds spent in each named stage of a create. */
 export const TimingsSchema = z.record(z.string(), z.number());
 

@@ -16,6 +16,7 @@
 import { join } from "node:path";
 import { exec, FC_GUEST_KERNEL, Scenario } from "../e2e/harness.ts";
 import { sshArgs } from "../../src/ssh/options.ts";
+import { VM_RUN_STAGES } from "../../src/cli/vm_run.ts";
 
 const [work, cacheDir, ...rest] = Deno.args as [string, string, ...string[]];
 const runs = Number(flag("--runs") ?? "3");
@@ -44,19 +45,6 @@ const median = (xs: number[]) => {
     ? sorted[mid]!
     : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
-/** The stages `vm run --timings` reports, in order. */
-const STAGES = [
-  "image",
-  "disks",
-  "network",
-  "vmm",
-  "boot",
-  "ssh",
-  "workspace",
-  "command",
-  "teardown",
-];
-
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await fn();
@@ -282,7 +270,7 @@ function medianStages(
   stageRuns: Record<string, number>[],
 ): Record<string, number> {
   return Object.fromEntries(
-    STAGES.map((st) => [st, median(stageRuns.map((r) => r[st] ?? 0))]),
+    VM_RUN_STAGES.map((st) => [st, median(stageRuns.map((r) => r[st] ?? 0))]),
   );
 }
 
